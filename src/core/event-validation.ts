@@ -1,0 +1,67 @@
+/**
+ * Validates the elements of one feed response. Nothing is dropped silently: an element that
+ * cannot be stored under its id and date goes to quarantine with the reason.
+ */
+import { type EventTime, parseEventDatetime } from './event-datetime.js';
+
+export interface FeedEvent {
+  id: number;
+  /** The element as the API sent it, serialised as one JSONL line (UTF-8, nothing escaped that JSON does not require). */
+  line: string;
+  raw: Record<string, unknown>;
+  time: EventTime;
+}
+
+export interface QuarantinedElement {
+  /** Position in the response. */
+  index: number;
+  line: string;
+  reason: string;
+}
+
+export interface ValidatedFeed {
+  events: FeedEvent[];
+  quarantined: QuarantinedElement[];
+  /** Elements repeated verbatim within one response (kept once). */
+  repeatedInResponse: number;
+}
+
+export function validateFeed(elements: readonly unknown[]): ValidatedFeed {
+  const events: FeedEvent[] = [];
+  const quarantined: QuarantinedElement[] = [];
+  const byId = new Map<number, FeedEvent>();
+  let repeatedInResponse = 0;
+  elements.forEach((element, index) => {
+    const line = JSON.stringify(element) ?? 'null';
+    if (element === null || typeof element !== 'object' || Array.isArray(element)) {
+      quarantined.push({ index, line, reason: 'element is not a JSON object' });
+      return;
+    }
+    const raw = element as Record<string, unknown>;
+    const id = raw.id;
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
+      quarantined.push({ index, line, reason: 'missing or non-integer "id"' });
+      return;
+    }
+    const time = parseEventDatetime(raw.datetime);
+    if (!time) {
+      quarantined.push({ index, line, reason: `unparseable "datetime" in event ${id}` });
+      return;
+    }
+    const earlier = byId.get(id);
+    if (earlier) {
+      if (earlier.line === line) repeatedInResponse++;
+      else
+        quarantined.push({
+          index,
+          line,
+          reason: `event ${id} appears twice in one response with different content`,
+        });
+      return;
+    }
+    const event: FeedEvent = { id, line, raw, time };
+    byId.set(id, event);
+    events.push(event);
+  });
+  return { events, quarantined, repeatedInResponse };
+}
