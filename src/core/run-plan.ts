@@ -23,6 +23,8 @@ export interface PlanOptions {
   /** Object name prefix ('' or e.g. 'stockholm/'). */
   prefix: string;
   claimTtlMs: number;
+  /** Warn when the response shares no id with the store (off for backfill, which fetches old days). */
+  detectGaps?: boolean;
   run: string;
   host: string;
   pid: number;
@@ -188,7 +190,7 @@ export function assembleRunPlan(
 
   const feedIds = new Set(feed.events.map((e) => e.id));
   const gap =
-    state.stored.length > 0 && feed.events.length > 0 && !sharesStoredId
+    options.detectGaps !== false && state.stored.length > 0 && feed.events.length > 0 && !sharesStoredId
       ? { fromUnix: state.newestEventUnix, toUnix: oldestUnix }
       : undefined;
 

@@ -45,6 +45,8 @@ export interface CollectOptions {
   /** Object writes must finish this long after the claim (well inside claimTtlMs). */
   writeBudgetMs: number;
   maxCasAttempts: number;
+  /** Warn when the response shares no id with the store (off for backfill). */
+  detectGaps?: boolean;
 }
 
 export const DEFAULT_COLLECT_OPTIONS: Omit<CollectOptions, 'dryRun' | 'maxSeenIds' | 'revisions' | 'prefix'> =
