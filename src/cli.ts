@@ -71,6 +71,11 @@ export function buildProgram(): Command {
     )
     .version(VERSION)
     .showSuggestionAfterError()
+    // commander's own usage errors (unknown option, missing argument) are exit 2, as documented;
+    // set before the subcommands are added so that they inherit it.
+    .exitOverride((error) => {
+      process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
+    })
     .addHelpText(
       'after',
       '\nExit codes: 0 success (also when nothing is new), 1 the run failed, 2 usage or configuration error.\nDocumentation: README.md',
@@ -106,6 +111,10 @@ export function buildProgram(): Command {
   storeOptions(audit)
     .option('--prefix <prefix>', 'only objects whose name starts with this, e.g. events/2024/')
     .option('--json', 'print the report as JSON')
+    .addHelpText(
+      'after',
+      '\nRead-only: lists and reads objects, never writes. Checks whole-store consistency (ids recorded but\nin no object, updates without an event) only without --prefix.\nExit codes: 0 the store is consistent, 1 problems were found or the store could not be read,\n2 usage or configuration error.',
+    )
     .action(async (opts: Omit<Flags, 'prefix'> & { prefix?: string; json?: boolean }) => {
       const { prefix, ...flags } = opts;
       const loaded = loadConfig(flags);
@@ -141,10 +150,6 @@ export function buildProgram(): Command {
       );
     });
 
-  program.exitOverride((error) => {
-    // commander's own usage errors (unknown option, missing argument) are exit 2, as documented.
-    process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
-  });
   return program;
 }
 

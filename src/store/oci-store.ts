@@ -34,6 +34,7 @@ import {
   SimpleAuthenticationDetailsProvider,
 } from 'oci-common';
 import { ObjectStorageClient } from 'oci-objectstorage';
+import { fetch as undiciFetch } from 'undici';
 import { CollectorError, PreconditionFailedError } from '../errors.js';
 import type { OciAuth } from '../secrets/credentials.js';
 import type { ObjectStore, PutOptions, StoredObject } from './object-store.js';
@@ -127,6 +128,14 @@ function routeSdkLog(logger: OciStoreLogger): void {
  * The SDK's fetch client, made per request so each attempt carries its own abort signal, and watched so
  * the retry loop sees Retry-After and the real transport error.
  */
+/**
+ * The SDK sends through the global `fetch`. Importing undici 7 (the feed client does) installs its
+ * Agent as the process-wide dispatcher, which Node 20's bundled fetch (undici 6) then drives with
+ * headers it rejects ("invalid content-length header", UND_ERR_INVALID_ARG on every PUT). Routing the
+ * SDK through undici 7's own fetch keeps one consistent HTTP stack in the process.
+ */
+globalThis.fetch = undiciFetch as unknown as typeof globalThis.fetch;
+
 class ScopedHttpClient implements HttpClient {
   constructor(private readonly signer: RequestSigner) {}
 

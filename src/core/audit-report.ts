@@ -1,0 +1,389 @@
+/**
+ * The audit of a store, as a pure accumulator: objects are fed in one at a time (name and body) and the
+ * metadata once; `report()` says what is wrong. No I/O here (src/run/audit-store.ts reads the store).
+ *
+ * Memory is bounded by the number of distinct ids (a Map of numbers: about 30,000 a year), never by the
+ * number of lines; example lists are capped, counts are not.
+ */
+import { parseEventDatetime } from './event-datetime.js';
+import { countIds, hasId, type IdRanges } from './id-ranges.js';
+import { MetadataFormatError, parseSeenState, type SeenState } from './seen-set.js';
+
+export const DEFAULT_EXAMPLE_LIMIT = 50;
+
+export type AuditedKind = 'events' | 'updates' | 'quarantine';
+
+export interface AuditOptions {
+  /** The store prefix ('' or e.g. 'stockholm/'), stripped from object names before they are read. */
+  prefix?: string;
+  /**
+   * Whether every object of the store is fed (no name filter). Checks that need the whole store (ids the
+   * metadata lists that no object holds, updates without an event) are skipped otherwise.
+   */
+  wholeStore?: boolean;
+  /** For the age of pending claims. */
+  now?: Date;
+  exampleLimit?: number;
+}
+
+export interface DuplicateExample {
+  id: number;
+  /** Every object holding a line with this id, in the order they were read (an object twice if it holds two). */
+  objects: string[];
+}
+
+export interface MisplacedExample {
+  id: number;
+  object: string;
+  /** The date directory the event's own datetime names. */
+  expected: string;
+}
+
+export interface UnparseableExample {
+  object: string;
+  /** 1-based. */
+  line: number;
+  reason: string;
+}
+
+export interface ClaimReport {
+  run: string;
+  host: string;
+  pid: number;
+  claimedAt: string;
+  ageSeconds: number;
+  /** Past its deadline: the next run reconciles it from the objects that exist. */
+  expired: boolean;
+  objects: number;
+  ids: number;
+}
+
+export interface CountWithExamples<T> {
+  count: number;
+  examples: T[];
+}
+
+export interface AuditReport {
+  ok: boolean;
+  /** One line per kind of problem found; empty when ok. */
+  problems: string[];
+  /** Things worth knowing that are not inconsistencies. */
+  notes: string[];
+  wholeStore: boolean;
+  objects: { events: number; updates: number; quarantine: number; bytes: number };
+  /** Objects whose name is not `<kind>/YYYY/MM/DD/<kind>-<unix>.jsonl` (read all the same). */
+  unexpectedNames: CountWithExamples<string>;
+  events: { lines: number; distinctIds: number };
+  /** Ids with more than one line in events/; `extraLines` = lines beyond the first of each. */
+  duplicates: CountWithExamples<DuplicateExample> & { extraLines: number };
+  /** Lines of events/ and updates/ in a date directory other than their datetime's. */
+  misplaced: CountWithExamples<MisplacedExample>;
+  unparseable: CountWithExamples<UnparseableExample>;
+  /** `withoutEvent`: update lines whose id has no line in events/ (null when not auditing the whole store). */
+  updates: { lines: number; distinctIds: number; withoutEvent: CountWithExamples<number> | null };
+  quarantine: { lines: number };
+  metadata: MetadataReport;
+}
+
+export interface MetadataReport {
+  /** `missing`: no metadata/last_seen.json; `python`: the Python collector's seen_ids-only file. */
+  format: 'missing' | 'python' | 'v2' | 'unreadable';
+  error?: string;
+  bytes: number;
+  lastUpdated?: string;
+  /** Ids the metadata records as stored (for Python metadata: the seen_ids). */
+  storedIds: number;
+  seenIds: number;
+  /** Ids with a line in events/ that the metadata does not record (a run would store them again). */
+  notRecorded: CountWithExamples<number>;
+  /** Ids in events/ written by a pending claim (recorded when that run, or the next, settles it). */
+  claimed: number;
+  /** Ids the metadata records that no object in events/ holds (null when not auditing the whole store). */
+  notFound: CountWithExamples<number> | null;
+  pending: ClaimReport[];
+}
+
+export interface AuditAccumulator {
+  addObject(name: string, body: string): void;
+  addMetadata(body: string | undefined): void;
+  report(): AuditReport;
+  /** Distinct ids with a line in events/ (read only: for callers that compare with what they expected). */
+  eventIds(): ReadonlySet<number>;
+}
+
+const LAYOUT = /^(events|updates|quarantine)\/(\d{4}\/\d{2}\/\d{2})\/(events|updates|quarantine)-\d+\.jsonl$/;
+const LOOSE = /^(events|updates|quarantine)\//;
+const DATE_DIR = /(?:^|\/)(\d{4}\/\d{2}\/\d{2})\//;
+
+interface Capped<T> {
+  count: number;
+  examples: T[];
+}
+
+function push<T>(target: Capped<T>, item: T, limit: number): void {
+  target.count++;
+  if (target.examples.length < limit) target.examples.push(item);
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+}
+
+export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumulator {
+  const prefix = options.prefix ?? '';
+  const wholeStore = options.wholeStore ?? true;
+  const limit = options.exampleLimit ?? DEFAULT_EXAMPLE_LIMIT;
+  const now = options.now ?? new Date();
+
+  const objects = { events: 0, updates: 0, quarantine: 0, bytes: 0 };
+  const unexpectedNames: Capped<string> = { count: 0, examples: [] };
+  const misplaced: Capped<MisplacedExample> = { count: 0, examples: [] };
+  const unparseable: Capped<UnparseableExample> = { count: 0, examples: [] };
+  // Object names are interned: the id maps hold small numbers, not strings.
+  const names: string[] = [];
+  /** id → index of the first object holding it. */
+  const firstHolder = new Map<number, number>();
+  /** id → every holder, only for ids seen more than once. */
+  const duplicateHolders = new Map<number, number[]>();
+  let eventLines = 0;
+  let extraLines = 0;
+  const updateIds = new Set<number>();
+  let updateLines = 0;
+  let quarantineLines = 0;
+  let metadataBody: string | undefined;
+  let metadataFed = false;
+
+  function addEventLine(id: number, objectIndex: number): void {
+    eventLines++;
+    const first = firstHolder.get(id);
+    if (first === undefined) {
+      firstHolder.set(id, objectIndex);
+      return;
+    }
+    extraLines++;
+    const holders = duplicateHolders.get(id);
+    if (holders) holders.push(objectIndex);
+    else duplicateHolders.set(id, [first, objectIndex]);
+  }
+
+  function addObject(name: string, body: string): void {
+    const relative = name.startsWith(prefix) ? name.slice(prefix.length) : name;
+    const kind = LOOSE.exec(relative)?.[1] as AuditedKind | undefined;
+    if (kind === undefined) {
+      push(unexpectedNames, name, limit);
+      return;
+    }
+    const layout = LAYOUT.exec(relative);
+    if (!layout || layout[3] !== kind) push(unexpectedNames, name, limit);
+    const dateDir = layout?.[2] ?? DATE_DIR.exec(relative)?.[1];
+    objects[kind]++;
+    objects.bytes += Buffer.byteLength(body);
+    const objectIndex = names.push(name) - 1;
+
+    const lines = body.split('\n');
+    // A final newline ends the last line; it does not start an empty one.
+    if (lines.at(-1) === '') lines.pop();
+    lines.forEach((text, i) => {
+      const line = readLine(kind, text);
+      if (line.type === 'bad') {
+        push(unparseable, { object: name, line: i + 1, reason: line.reason }, limit);
+      } else if (line.type === 'quarantine') {
+        quarantineLines++;
+      } else {
+        if (dateDir !== undefined && line.datePath !== dateDir) {
+          push(misplaced, { id: line.id, object: name, expected: line.datePath }, limit);
+        }
+        if (kind === 'events') {
+          addEventLine(line.id, objectIndex);
+        } else {
+          updateLines++;
+          updateIds.add(line.id);
+        }
+      }
+    });
+  }
+
+  function addMetadata(body: string | undefined): void {
+    metadataFed = true;
+    metadataBody = body;
+  }
+
+  function metadataReport(problems: string[], notes: string[]): MetadataReport {
+    const base: MetadataReport = {
+      format: 'missing',
+      bytes: metadataBody === undefined ? 0 : Buffer.byteLength(metadataBody),
+      storedIds: 0,
+      seenIds: 0,
+      notRecorded: { count: 0, examples: [] },
+      claimed: 0,
+      notFound: wholeStore ? { count: 0, examples: [] } : null,
+      pending: [],
+    };
+    let state: SeenState;
+    try {
+      state = parseSeenState(metadataBody);
+    } catch (error) {
+      if (!(error instanceof MetadataFormatError)) throw error;
+      problems.push(`metadata/last_seen.json is unreadable: ${error.message}`);
+      return { ...base, format: 'unreadable', error: error.message, notFound: null };
+    }
+    const report: MetadataReport = {
+      ...base,
+      format: metadataBody === undefined ? 'missing' : state.format === 'python' ? 'python' : 'v2',
+      ...(state.lastUpdated === undefined ? {} : { lastUpdated: state.lastUpdated }),
+      storedIds: countIds(state.stored),
+      seenIds: state.retained.size,
+    };
+
+    const claimedIds = new Set<number>();
+    for (const claim of state.pending) {
+      let ids = 0;
+      for (const object of claim.objects) {
+        ids += object.ids.length;
+        if (object.kind === 'events') for (const id of object.ids) claimedIds.add(id);
+      }
+      const deadline = Date.parse(claim.deadline);
+      report.pending.push({
+        run: claim.run,
+        host: claim.host,
+        pid: claim.pid,
+        claimedAt: claim.claimedAt,
+        ageSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(claim.claimedAt)) / 1000)),
+        expired: !(deadline > now.getTime()),
+        objects: claim.objects.length,
+        ids,
+      });
+    }
+
+    for (const id of firstHolder.keys()) {
+      if (hasId(state.stored, id)) continue;
+      if (claimedIds.has(id)) report.claimed++;
+      else push(report.notRecorded, id, limit);
+    }
+    if (report.notFound) report.notFound = idsNotHeld(state.stored, firstHolder, limit);
+
+    if (report.format === 'python') {
+      notes.push(
+        `metadata is in the Python collector's format (seen_ids only, ${plural(report.seenIds, 'id')}); the next collect run upgrades it`,
+      );
+      if (report.notRecorded.count > 0) {
+        // The Python format never listed more than its seen window: expected, but worth knowing.
+        notes.push(
+          `${plural(report.notRecorded.count, 'id')} in events/ are older than the Python seen_ids window; a run would store them again if the feed brought them back`,
+        );
+      }
+    } else if (report.notRecorded.count > 0) {
+      problems.push(
+        `${plural(report.notRecorded.count, 'id')} in events/ are not recorded in the metadata (a run would store them again)`,
+      );
+    }
+    if (report.notFound && report.notFound.count > 0) {
+      problems.push(
+        `${plural(report.notFound.count, 'id')} recorded in the metadata are in no events/ object (lost?)`,
+      );
+    }
+    for (const claim of report.pending) {
+      notes.push(
+        `pending claim of run ${claim.run} (host ${claim.host}, pid ${claim.pid}, ${claim.objects} objects) is ${claim.ageSeconds} s old${claim.expired ? ' and past its deadline: the next run reconciles it' : ': a run may be writing now'}`,
+      );
+    }
+    return report;
+  }
+
+  function report(): AuditReport {
+    const problems: string[] = [];
+    const notes: string[] = [];
+    const duplicateExamples: DuplicateExample[] = [];
+    for (const [id, holders] of duplicateHolders) {
+      if (duplicateExamples.length >= limit) break;
+      duplicateExamples.push({ id, objects: holders.map((k) => names[k]!) });
+    }
+    if (duplicateHolders.size > 0) {
+      problems.push(
+        `${plural(duplicateHolders.size, 'id')} stored more than once in events/ (${plural(extraLines, 'extra line')})`,
+      );
+    }
+    if (misplaced.count > 0)
+      problems.push(`${plural(misplaced.count, 'line')} outside the date directory of their datetime`);
+    if (unparseable.count > 0) problems.push(`${plural(unparseable.count, 'line')} cannot be read`);
+
+    let withoutEvent: CountWithExamples<number> | null = null;
+    if (wholeStore) {
+      withoutEvent = { count: 0, examples: [] };
+      for (const id of updateIds) if (!firstHolder.has(id)) push(withoutEvent, id, limit);
+      if (withoutEvent.count > 0)
+        problems.push(`${plural(withoutEvent.count, 'id')} in updates/ have no line in events/`);
+    }
+    if (unexpectedNames.count > 0) {
+      notes.push(`${plural(unexpectedNames.count, 'object')} with a name outside the usual layout`);
+    }
+    if (!metadataFed) throw new Error('audit: addMetadata was never called');
+    const metadata = metadataReport(problems, notes);
+    if (!wholeStore)
+      notes.push('a name filter was given: whole-store checks (lost ids, orphan updates) skipped');
+
+    return {
+      ok: problems.length === 0,
+      problems,
+      notes,
+      wholeStore,
+      objects: { ...objects },
+      unexpectedNames: { count: unexpectedNames.count, examples: [...unexpectedNames.examples] },
+      events: { lines: eventLines, distinctIds: firstHolder.size },
+      duplicates: { count: duplicateHolders.size, extraLines, examples: duplicateExamples },
+      misplaced: { count: misplaced.count, examples: [...misplaced.examples] },
+      unparseable: { count: unparseable.count, examples: [...unparseable.examples] },
+      updates: { lines: updateLines, distinctIds: updateIds.size, withoutEvent },
+      quarantine: { lines: quarantineLines },
+      metadata,
+    };
+  }
+
+  return { addObject, addMetadata, report, eventIds: () => new Set(firstHolder.keys()) };
+}
+
+type Line =
+  | { type: 'event'; id: number; datePath: string }
+  | { type: 'quarantine' }
+  | { type: 'bad'; reason: string };
+
+/** What one line holds, or why it cannot be read. */
+function readLine(kind: AuditedKind, text: string): Line {
+  const bad = (reason: string): Line => ({ type: 'bad', reason });
+  if (text.trim() === '') return bad('empty line');
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (error) {
+    return bad(`not JSON (${(error as Error).message})`);
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return bad('not a JSON object');
+  const record = doc as Record<string, unknown>;
+  if (kind === 'quarantine') {
+    return typeof record.reason === 'string' && 'element' in record
+      ? { type: 'quarantine' }
+      : bad('quarantine line without "reason" and "element"');
+  }
+  const id = record.id;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
+    return bad('missing or non-integer "id"');
+  const time = parseEventDatetime(record.datetime);
+  if (!time) return bad(`unparseable "datetime" in event ${id}`);
+  return { type: 'event', id, datePath: time.datePath };
+}
+
+/**
+ * Ids of the ranges that no object holds. Scans range by range and stops after `limit` examples, so a corrupt
+ * range of a billion ids costs at most (ids held + limit) steps for the examples; the count is exact.
+ */
+function idsNotHeld(stored: IdRanges, held: ReadonlyMap<number, unknown>, limit: number): Capped<number> {
+  let heldAndStored = 0;
+  for (const id of held.keys()) if (hasId(stored, id)) heldAndStored++;
+  const result: Capped<number> = { count: countIds(stored) - heldAndStored, examples: [] };
+  for (let r = 0; r < stored.length && result.examples.length < Math.min(limit, result.count); r += 2) {
+    for (let id = stored[r]!; id <= stored[r + 1]! && result.examples.length < limit; id++) {
+      if (!held.has(id)) result.examples.push(id);
+    }
+  }
+  return result;
+}

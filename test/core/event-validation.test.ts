@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import { validateFeed } from '../../src/core/event-validation.js';
+
+/** An element shaped like the API's, with Swedish text. */
+function element(id: unknown, datetime: unknown = '2023-08-09 11:31:33 +02:00', name = 'Misshandel, grov') {
+  return {
+    id,
+    datetime,
+    name: `09 augusti 11.31, ${name}, Göteborg`,
+    summary: 'En man har förts till sjukhus efter bråk på Järntorget; polisen söker vittnen.',
+    url: '/aktuellt/handelser/2023/augusti/9/09-augusti-11.31-misshandel-grov-goteborg/',
+    type: name,
+    location: { name: 'Västra Götalands län', gps: '57.70887,11.97456' },
+  };
+}
+
+describe('validateFeed: quarantine with a reason, nothing dropped', () => {
+  it.each([
+    ['null', null],
+    ['a number', 42],
+    ['a string', 'Misshandel'],
+    ['a boolean', true],
+    ['an array', [element(1)]],
+  ])('an element that is %s is quarantined', (_label, bad) => {
+    const result = validateFeed([element(101), bad, element(102)]);
+    expect(result.events.map((e) => e.id)).toEqual([101, 102]);
+    expect(result.quarantined).toHaveLength(1);
+    const q = result.quarantined[0]!;
+    expect(q.index).toBe(1);
+    expect(q.line).toBe(JSON.stringify(bad));
+    expect(q.reason).toMatch(/object/i);
+  });
+
+  it.each([
+    ['missing', undefined],
+    ['a string "123"', '123'],
+    ['a float', 123.5],
+    ['negative', -7],
+    ['zero', 0],
+    ['null', null],
+    ['unsafe (above 2^53)', 2 ** 60],
+  ])('an id that is %s is quarantined', (_label, id) => {
+    const bad: Record<string, unknown> = element(id);
+    if (id === undefined) delete bad.id;
+    const result = validateFeed([bad]);
+    expect(result.events).toEqual([]);
+    expect(result.quarantined).toHaveLength(1);
+    expect(result.quarantined[0]!.index).toBe(0);
+    expect(result.quarantined[0]!.line).toBe(JSON.stringify(bad));
+    expect(result.quarantined[0]!.reason).toMatch(/\bid\b/);
+  });
+
+  it.each([
+    ['garbage', 'igår'],
+    ['month 13', '2023-13-09 11:31:33 +02:00'],
+    ['no offset', '2023-08-09 11:31:33'],
+    ['missing', undefined],
+    ['a number', 1691573493],
+  ])('a datetime that is %s is quarantined, naming the event', (_label, datetime) => {
+    const bad: Record<string, unknown> = element(555, datetime);
+    // The helper's default fills in undefined; "missing" means no key at all.
+    if (datetime === undefined) delete bad.datetime;
+    const result = validateFeed([bad]);
+    expect(result.events).toEqual([]);
+    expect(result.quarantined).toHaveLength(1);
+    expect(result.quarantined[0]!.reason).toMatch(/datetime/);
+    expect(result.quarantined[0]!.reason).toContain('555');
+  });
+
+  it('every element is either an event, quarantined or counted as a verbatim repeat', () => {
+    const elements: unknown[] = [
+      element(3),
+      null,
+      element('4'),
+      element(5, 'nope'),
+      element(3),
+      element(6),
+      element(6, undefined, 'Mord/dråp'),
+      [],
+    ];
+    const r = validateFeed(elements);
+    expect(r.events.length + r.quarantined.length + r.repeatedInResponse).toBe(elements.length);
+    expect(r.quarantined.map((q) => q.index)).toEqual([1, 2, 3, 6, 7]);
+  });
+});
+
+describe('validateFeed: valid events', () => {
+  it('keeps the feed order (ids are not in order in the real feed)', () => {
+    const ids = [438_834, 438_901, 438_790, 438_835, 12, 999_999];
+    const result = validateFeed(ids.map((id) => element(id)));
+    expect(result.events.map((e) => e.id)).toEqual(ids);
+    expect(result.quarantined).toEqual([]);
+    expect(result.repeatedInResponse).toBe(0);
+  });
+
+  it('carries the raw element and its parsed time', () => {
+    const raw = element(438_834, '2023-08-09 9:05:01 +02:00');
+    const [event] = validateFeed([raw]).events;
+    expect(event!.raw).toEqual(raw);
+    expect(event!.time.datePath).toBe('2023/08/09');
+    expect(event!.time.unixSeconds).toBe(Date.parse('2023-08-09T09:05:01+02:00') / 1000);
+  });
+
+  it('an element repeated verbatim in one response is kept once and counted', () => {
+    const result = validateFeed([element(7), element(8), element(7), element(7)]);
+    expect(result.events.map((e) => e.id)).toEqual([7, 8]);
+    expect(result.repeatedInResponse).toBe(2);
+    expect(result.quarantined).toEqual([]);
+  });
+
+  it('the same id with different content is quarantined; the first sighting is kept', () => {
+    const first = element(9, undefined, 'Misshandel, grov');
+    const second = element(9, undefined, 'Mord/dråp');
+    const result = validateFeed([first, second]);
+    expect(result.events).toHaveLength(1);
+    expect(result.events[0]!.raw).toEqual(first);
+    expect(result.repeatedInResponse).toBe(0);
+    expect(result.quarantined).toHaveLength(1);
+    expect(result.quarantined[0]!.index).toBe(1);
+    expect(result.quarantined[0]!.line).toBe(JSON.stringify(second));
+    expect(result.quarantined[0]!.reason).toContain('9');
+  });
+
+  it('line is JSON.stringify of the element, with å ä ö as UTF-8 (not \\u escapes)', () => {
+    const raw = element(438_834, undefined, 'Rån väpnat, Örebro');
+    const [event] = validateFeed([raw]).events;
+    const line = event!.line;
+    expect(line).toBe(JSON.stringify(raw));
+    expect(line).toContain('Västra Götalands län');
+    expect(line).toContain('Örebro');
+    expect(line).toContain('förts');
+    expect(line).not.toMatch(/\\u00[ce][0-9a-f]/i);
+    expect(line).not.toContain('\n');
+    expect(JSON.parse(line)).toEqual(raw);
+    // å, ä, ö take two bytes each in UTF-8: the byte length exceeds the character count.
+    expect(Buffer.byteLength(line, 'utf8')).toBeGreaterThan(line.length);
+  });
+
+  it('an empty response is empty', () => {
+    expect(validateFeed([])).toEqual({ events: [], quarantined: [], repeatedInResponse: 0 });
+  });
+});

@@ -1,0 +1,450 @@
+import { describe, expect, it } from 'vitest';
+import { fingerprintEvent } from '../../src/core/fingerprint.js';
+import { countIds, encodeRanges, hasId, rangesFromIds } from '../../src/core/id-ranges.js';
+import {
+  applyStoredObjects,
+  type Claim,
+  type ClaimedObject,
+  claimedEventIds,
+  emptySeenState,
+  MAX_QUARANTINE_FINGERPRINTS,
+  METADATA_FORMAT,
+  MetadataFormatError,
+  parseSeenState,
+  type SeenState,
+  serializeSeenState,
+  settleClaim,
+  trimRetained,
+} from '../../src/core/seen-set.js';
+
+const NOW = new Date('2024-03-01T12:00:00.000Z');
+const NO_PROTECT: ReadonlySet<number> = new Set();
+
+/** mulberry32: a small seeded PRNG, so a failure reproduces. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const fp = (n: number) => fingerprintEvent({ id: n, name: `event ${n}` });
+
+/** What the Python collector reads from the file: only `seen_ids`, a list of ints. */
+function pythonReader(body: string): number[] {
+  const doc = JSON.parse(body) as { seen_ids: unknown };
+  if (!Array.isArray(doc.seen_ids) || !doc.seen_ids.every((x) => Number.isInteger(x))) {
+    throw new Error('the Python collector could not read seen_ids');
+  }
+  return doc.seen_ids as number[];
+}
+
+/** What the Python collector writes back: seen_ids highest first, capped, and nothing else of ours. */
+function pythonWriter(seenIds: number[], max: number): string {
+  const ids = [...new Set(seenIds)].sort((a, b) => b - a).slice(0, max);
+  return JSON.stringify({
+    seen_ids: ids,
+    last_updated: '2024-03-02T10:00:00.123456',
+    total_tracked: ids.length,
+  });
+}
+
+function claim(run: string, objects: ClaimedObject[], newestEventUnix?: number): Claim {
+  return {
+    run,
+    host: 'collector-1',
+    pid: 4242,
+    claimedAt: '2024-03-01T11:59:00.000Z',
+    deadline: '2024-03-01T12:09:00.000Z',
+    ...(newestEventUnix === undefined ? {} : { newestEventUnix }),
+    objects,
+  };
+}
+
+describe('parseSeenState: the Python collector file', () => {
+  const body = '{"seen_ids":[5,4,3],"last_updated":"2024-02-29T23:00:01.5","total_tracked":3}';
+
+  it('is format python; stored = its ids; retained with unknown fingerprints', () => {
+    const state = parseSeenState(body);
+    expect(state.format).toBe('python');
+    expect(countIds(state.stored)).toBe(3);
+    for (const id of [3, 4, 5]) expect(hasId(state.stored, id)).toBe(true);
+    for (const id of [2, 6]) expect(hasId(state.stored, id)).toBe(false);
+    expect([...state.retained.keys()].sort()).toEqual([3, 4, 5]);
+    expect([...state.retained.values()]).toEqual(['', '', '']);
+    expect(state.lastUpdated).toBe('2024-02-29T23:00:01.5');
+    expect(state.pending).toEqual([]);
+    expect(state.quarantineFps).toEqual([]);
+    expect(state.lastObjectUnix).toBe(0);
+    expect(state.newestEventUnix).toBeUndefined();
+  });
+
+  it('no file: an empty, new state', () => {
+    const state = parseSeenState(undefined);
+    expect(state.format).toBe('new');
+    expect(countIds(state.stored)).toBe(0);
+    expect(state.retained.size).toBe(0);
+  });
+
+  it.each([
+    ['invalid JSON', '{"seen_ids":[1,2'],
+    ['not an object', '[1,2,3]'],
+    ['null', 'null'],
+    ['missing seen_ids', '{"last_updated":"x","total_tracked":0}'],
+    ['seen_ids not a list', '{"seen_ids":"1,2,3"}'],
+    ['a float id', '{"seen_ids":[3,2.5,1]}'],
+    ['a string id', '{"seen_ids":[3,"2",1]}'],
+    ['a negative id', '{"seen_ids":[3,-2]}'],
+    ['a null id', '{"seen_ids":[3,null]}'],
+    [
+      'corrupt stored_ids (v2)',
+      `{"seen_ids":[1],"format":"${METADATA_FORMAT}","stored_ids":"bm90IGRlZmxhdGU="}`,
+    ],
+    [
+      'an invalid pending claim (v2)',
+      `{"seen_ids":[1],"format":"${METADATA_FORMAT}","pending":[{"run":"r"}]}`,
+    ],
+  ])('%s → MetadataFormatError', (_label, text) => {
+    expect(() => parseSeenState(text)).toThrow(MetadataFormatError);
+  });
+});
+
+describe('serializeSeenState: the Python collector can still read it', () => {
+  it('seen_ids is a list of ints, highest first; the Python fields come first', () => {
+    const state: SeenState = {
+      ...emptySeenState(),
+      stored: rangesFromIds([10, 30, 20, 40]),
+      retained: new Map([
+        [20, fp(20)],
+        [40, fp(40)],
+        [10, ''],
+        [30, fp(30)],
+      ]),
+    };
+    const body = serializeSeenState(state, NOW);
+    expect(body.endsWith('\n')).toBe(true);
+    expect(pythonReader(body)).toEqual([40, 30, 20, 10]);
+    const doc = JSON.parse(body) as Record<string, unknown>;
+    expect(Object.keys(doc).slice(0, 3)).toEqual(['seen_ids', 'last_updated', 'total_tracked']);
+    expect(doc.last_updated).toBe(NOW.toISOString());
+    expect(Number.isInteger(doc.total_tracked)).toBe(true);
+    expect(doc.format).toBe(METADATA_FORMAT);
+  });
+
+  it('Python file → ours → Python reader → Python writer → ours: ids survive both ways', () => {
+    const python = parseSeenState(pythonWriter([7, 9, 8, 12], 1000));
+    // Our run stores two more events, then writes.
+    const ours = applyStoredObjects(
+      python,
+      [{ name: 'events/2024/03/01/events-1.jsonl', kind: 'events', ids: [13, 14], fps: [fp(13), fp(14)] }],
+      NO_PROTECT,
+      1000,
+    );
+    const ourBody = serializeSeenState(ours, NOW);
+    const readByPython = pythonReader(ourBody);
+    expect(readByPython).toEqual([14, 13, 12, 9, 8, 7]);
+    // The Python collector runs once (stores 15) and rewrites the file its way.
+    const back = parseSeenState(pythonWriter([...readByPython, 15], 1000));
+    expect(back.format).toBe('python');
+    for (const id of [7, 8, 9, 12, 13, 14, 15]) expect(hasId(back.stored, id)).toBe(true);
+    expect(hasId(back.stored, 10)).toBe(false);
+  });
+
+  it('a Python file longer than MAX_SEEN_IDS is cut to the highest ids once applied', () => {
+    const ids = Array.from({ length: 1500 }, (_, k) => 100_000 + 3 * k);
+    const state = applyStoredObjects(parseSeenState(pythonWriter(ids, 5000)), [], NO_PROTECT, 1000);
+    const written = pythonReader(serializeSeenState(state, NOW));
+    expect(written).toHaveLength(1000);
+    const expected = [...ids].sort((a, b) => b - a).slice(0, 1000);
+    expect(written).toEqual(expected);
+    // Trimming the retained window never forgets what is stored.
+    expect(countIds(state.stored)).toBe(1500);
+  });
+
+  it('unknown top-level fields are kept, from a Python file and from a v2 file', () => {
+    const fromPython = parseSeenState(
+      '{"seen_ids":[2,1],"operator":"ops@example.org","schedule":{"every":"30m"}}',
+    );
+    const once = serializeSeenState(fromPython, NOW);
+    expect(JSON.parse(once)).toMatchObject({ operator: 'ops@example.org', schedule: { every: '30m' } });
+    const twice = JSON.parse(serializeSeenState(parseSeenState(once), NOW));
+    expect(twice).toMatchObject({ operator: 'ops@example.org', schedule: { every: '30m' } });
+  });
+});
+
+describe('v2 round trip: parse(serialize(state))', () => {
+  it('keeps stored ranges, retained ids and fingerprints, quarantine fps, pending claims, lastObjectUnix', () => {
+    const storedIds = [100, 101, 102, 105, 200, 201, 438_834];
+    const pending = [
+      claim(
+        'run-a',
+        [
+          {
+            name: 'events/2024/03/01/events-1709294400.jsonl',
+            kind: 'events',
+            ids: [438_900],
+            fps: [fp(438_900)],
+          },
+          {
+            name: 'quarantine/2024/03/01/quarantine-1709294400.jsonl',
+            kind: 'quarantine',
+            ids: [],
+            fps: [fp(-1)],
+          },
+        ],
+        1_709_290_000,
+      ),
+      claim('run-b', [
+        { name: 'updates/2024/02/28/updates-1709294401.jsonl', kind: 'updates', ids: [201], fps: [fp(1)] },
+      ]),
+    ];
+    const state: SeenState = {
+      format: 'v2',
+      stored: rangesFromIds(storedIds),
+      retained: new Map([
+        [438_834, fp(438_834)],
+        [201, fp(201)],
+        [200, ''],
+        [105, fp(105)],
+      ]),
+      quarantineFps: [fp(-2), fp(-3)],
+      pending,
+      lastObjectUnix: 1_709_294_401,
+      newestEventUnix: 1_709_290_000,
+      lastUpdated: undefined,
+      extra: { note: 'kept as is', nested: [1, { a: 'å' }] },
+    };
+    const back = parseSeenState(serializeSeenState(state, NOW));
+    expect(back.format).toBe('v2');
+    expect([...back.stored]).toEqual([...state.stored]);
+    expect(back.retained).toEqual(state.retained);
+    expect(back.quarantineFps).toEqual(state.quarantineFps);
+    expect(back.pending).toEqual(pending);
+    expect(back.lastObjectUnix).toBe(state.lastObjectUnix);
+    expect(back.newestEventUnix).toBe(state.newestEventUnix);
+    expect(back.lastUpdated).toBe(NOW.toISOString());
+    expect(back.extra).toEqual(state.extra);
+  });
+
+  it('an unknown newest event time stays unknown', () => {
+    const state: SeenState = { ...emptySeenState(), format: 'v2', stored: rangesFromIds([1]) };
+    expect(parseSeenState(serializeSeenState(state, NOW)).newestEventUnix).toBeUndefined();
+  });
+
+  it('seen_ids are stored even when stored_ids omits them (an older writer)', () => {
+    const body = JSON.stringify({
+      seen_ids: [50, 40],
+      format: METADATA_FORMAT,
+      stored_ids: encodeRanges(rangesFromIds([1, 2, 3])),
+    });
+    const state = parseSeenState(body);
+    for (const id of [1, 2, 3, 40, 50]) expect(hasId(state.stored, id)).toBe(true);
+    expect(countIds(state.stored)).toBe(5);
+  });
+});
+
+describe('trimRetained', () => {
+  const retained = new Map(Array.from({ length: 20 }, (_, k) => [k + 1, fp(k + 1)] as [number, string]));
+
+  it('keeps the highest ids, and protected ids even when they are the lowest', () => {
+    const trimmed = trimRetained(retained, new Set([1, 2]), 5);
+    expect([...trimmed.keys()].sort((a, b) => a - b)).toEqual([1, 2, 18, 19, 20]);
+    for (const [id, value] of trimmed) expect(value).toBe(fp(id));
+  });
+
+  it('without protection keeps the max highest', () => {
+    expect([...trimRetained(retained, NO_PROTECT, 3).keys()].sort((a, b) => a - b)).toEqual([18, 19, 20]);
+  });
+
+  it('returns the same map when nothing needs trimming', () => {
+    expect(trimRetained(retained, NO_PROTECT, 20)).toBe(retained);
+    expect(trimRetained(retained, NO_PROTECT, 1000)).toBe(retained);
+  });
+});
+
+describe('applyStoredObjects / settleClaim', () => {
+  const base: SeenState = {
+    ...emptySeenState(),
+    format: 'v2',
+    stored: rangesFromIds([1, 2, 3]),
+    retained: new Map([
+      [3, fp(3)],
+      [2, fp(2)],
+    ]),
+    newestEventUnix: 1000,
+  };
+
+  it('events ids become stored with their fingerprints; updates only change fingerprints; quarantine adds fps', () => {
+    const next = applyStoredObjects(
+      base,
+      [
+        { name: 'events/a', kind: 'events', ids: [10, 11], fps: [fp(10), fp(11)] },
+        { name: 'updates/b', kind: 'updates', ids: [2], fps: [fp(222)] },
+        { name: 'quarantine/c', kind: 'quarantine', ids: [], fps: [fp(-1), fp(-2)] },
+      ],
+      NO_PROTECT,
+      1000,
+      2000,
+    );
+    expect(countIds(next.stored)).toBe(5);
+    for (const id of [1, 2, 3, 10, 11]) expect(hasId(next.stored, id)).toBe(true);
+    expect(next.retained.get(10)).toBe(fp(10));
+    expect(next.retained.get(11)).toBe(fp(11));
+    expect(next.retained.get(2)).toBe(fp(222));
+    expect(next.retained.get(3)).toBe(fp(3));
+    expect(next.quarantineFps).toEqual([fp(-1), fp(-2)]);
+    expect(next.newestEventUnix).toBe(2000);
+    // The input state is not changed.
+    expect(base.retained.get(2)).toBe(fp(2));
+    expect(countIds(base.stored)).toBe(3);
+  });
+
+  it('an updates object does not add stored ids', () => {
+    const next = applyStoredObjects(
+      base,
+      [{ name: 'updates/x', kind: 'updates', ids: [3], fps: [fp(33)] }],
+      NO_PROTECT,
+      1000,
+    );
+    expect([...next.stored]).toEqual([...base.stored]);
+    expect(next.retained.get(3)).toBe(fp(33));
+  });
+
+  it('newestEventUnix only moves forward', () => {
+    expect(applyStoredObjects(base, [], NO_PROTECT, 1000, 500).newestEventUnix).toBe(1000);
+    expect(applyStoredObjects(base, [], NO_PROTECT, 1000).newestEventUnix).toBe(1000);
+  });
+
+  it('trims retained to max, protecting the feed ids', () => {
+    const ids = Array.from({ length: 30 }, (_, k) => 100 + k);
+    const next = applyStoredObjects(
+      base,
+      [{ name: 'events/y', kind: 'events', ids, fps: ids.map(fp) }],
+      new Set([1, 2]),
+      10,
+    );
+    expect(next.retained.size).toBe(10);
+    expect(next.retained.has(2)).toBe(true);
+    expect(next.retained.has(129)).toBe(true);
+    expect(next.retained.has(100)).toBe(false);
+    expect(countIds(next.stored)).toBe(33);
+  });
+
+  it(`keeps only the last ${MAX_QUARANTINE_FINGERPRINTS} quarantine fingerprints`, () => {
+    const fps = Array.from({ length: MAX_QUARANTINE_FINGERPRINTS + 100 }, (_, k) => fp(-k - 1));
+    const next = applyStoredObjects(
+      base,
+      [{ name: 'q', kind: 'quarantine', ids: [], fps }],
+      NO_PROTECT,
+      1000,
+    );
+    expect(next.quarantineFps).toEqual(fps.slice(100));
+  });
+
+  it('settleClaim removes only that claim and applies only the objects that exist', () => {
+    const objects: ClaimedObject[] = [
+      { name: 'events/2024/03/01/events-9.jsonl', kind: 'events', ids: [20, 21], fps: [fp(20), fp(21)] },
+      { name: 'events/2024/02/29/events-9.jsonl', kind: 'events', ids: [19], fps: [fp(19)] },
+    ];
+    const mine = claim('mine', objects, 3000);
+    const other = claim('other', [{ name: 'events/z', kind: 'events', ids: [30], fps: [fp(30)] }]);
+    const state: SeenState = { ...base, pending: [other, mine] };
+    expect([...claimedEventIds(state.pending)].sort((a, b) => a - b)).toEqual([19, 20, 21, 30]);
+
+    // Only the first object was written before the run died.
+    const settled = settleClaim(state, 'mine', [objects[0]!], NO_PROTECT, 1000);
+    expect(settled.pending).toEqual([other]);
+    expect(hasId(settled.stored, 20)).toBe(true);
+    expect(hasId(settled.stored, 21)).toBe(true);
+    expect(hasId(settled.stored, 19)).toBe(false);
+    expect(hasId(settled.stored, 30)).toBe(false);
+    expect(settled.retained.get(21)).toBe(fp(21));
+    expect(settled.newestEventUnix).toBe(3000);
+  });
+});
+
+/** Id gaps shaped like the real feed's (2023: 80 % consecutive, a long tail up to ~1000). */
+function realisticGap(random: () => number): number {
+  const r = random();
+  if (r < 0.8) return 1;
+  if (r < 0.884) return 2;
+  if (r < 0.917) return 3;
+  if (r < 0.936) return 4;
+  return 4 + Math.round(1000 ** (random() ** 2));
+}
+
+describe('metadata size over years', () => {
+  it('after a simulated 5 years (26k ids a year, MAX_SEEN_IDS 1000) the file stays under 64 KB', () => {
+    const random = prng(5);
+    const max = 1000;
+    const idsPerYear = 26_000;
+    const runsPerYear = 52; // one batch a week keeps the test fast; the ranges do not depend on batching
+    let state = parseSeenState(undefined);
+    let id = 400_000;
+    const feed: number[] = []; // the latest 500 ids: what the API still shows
+    let total = 0;
+    const firstYearSize = { ids: 0, encoded: 0 };
+    for (let year = 0; year < 5; year++) {
+      for (let run = 0; run < runsPerYear; run++) {
+        const ids: number[] = [];
+        for (let k = 0; k < idsPerYear / runsPerYear; k++) {
+          id += realisticGap(random);
+          ids.push(id);
+        }
+        total += ids.length;
+        feed.push(...ids);
+        feed.splice(0, Math.max(0, feed.length - 500));
+        const edited = feed.slice(0, 5); // a few edits of older events still in the feed
+        const objects: ClaimedObject[] = [
+          { name: 'events/x', kind: 'events', ids, fps: ids.map(fp) },
+          { name: 'updates/x', kind: 'updates', ids: edited, fps: edited.map((e) => fp(-e)) },
+        ];
+        if (run % 4 === 0)
+          objects.push({ name: 'quarantine/x', kind: 'quarantine', ids: [], fps: [fp(-run - year * 100)] });
+        state = applyStoredObjects(state, objects, new Set(feed), max, 1_700_000_000 + run);
+        state = { ...state, lastObjectUnix: 1_700_000_000 + year * 10_000 + run };
+      }
+      if (year === 0) {
+        firstYearSize.ids = countIds(state.stored);
+        firstYearSize.encoded = encodeRanges(state.stored).length;
+      }
+    }
+    // A run in flight at the moment of writing: a typical claim of a few dozen new ids.
+    const inFlight = Array.from({ length: 40 }, (_, k) => id + 1 + k);
+    state = {
+      ...state,
+      pending: [
+        claim('run-now', [
+          {
+            name: 'events/2028/01/01/events-1830000000.jsonl',
+            kind: 'events',
+            ids: inFlight,
+            fps: inFlight.map(fp),
+          },
+        ]),
+      ],
+    };
+    const body = serializeSeenState(state, NOW);
+    const bytes = Buffer.byteLength(body, 'utf8');
+    console.info(
+      `simulated 5 years: ${total} ids, ${state.stored.length / 2} ranges; first year ${firstYearSize.encoded} B of ranges; metadata ${bytes} B`,
+    );
+    // The simulation is shaped like the real year (real: 7.5 KB of ranges for 26,415 ids).
+    expect(firstYearSize.ids).toBe(idsPerYear);
+    expect(firstYearSize.encoded).toBeGreaterThan(4000);
+    expect(firstYearSize.encoded).toBeLessThan(12_000);
+
+    expect(countIds(state.stored)).toBe(total);
+    const seen = pythonReader(body);
+    expect(seen.length).toBeLessThanOrEqual(max);
+    expect(bytes).toBeLessThan(64 * 1024);
+    // And it reads back whole.
+    const back = parseSeenState(body);
+    expect(countIds(back.stored)).toBe(total);
+    expect(back.retained).toEqual(state.retained);
+  });
+});
