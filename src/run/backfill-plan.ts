@@ -60,12 +60,11 @@ export function validateRange(from: string, to: string, today: string): string[]
   if (!isCalendarDay(from)) problems.push(`--from ${from} is not a calendar date (YYYY-MM-DD)`);
   if (!isCalendarDay(to)) problems.push(`--to ${to} is not a calendar date (YYYY-MM-DD)`);
   if (problems.length > 0) return problems;
-  if (from > to) problems.push(`--from ${from} is after --to ${to}; give the earlier day first`);
-  else if (to > today) {
-    problems.push(
-      `--${from > today ? 'from' : 'to'} ${from > today ? from : to} is in the future (today is ${today} in Sweden); the API has no events for it yet`,
-    );
-  }
+  const future = (flag: string, day: string) =>
+    `--${flag} ${day} is in the future (today is ${today} in Sweden); the API has no events for it yet`;
+  if (from > today) problems.push(future('from', from));
+  else if (to > today) problems.push(future('to', to));
+  else if (from > to) problems.push(`--from ${from} is after --to ${to}; give the earlier day first`);
   return problems;
 }
 

@@ -303,14 +303,15 @@ describe('applyStoredObjects / settleClaim', () => {
     expect(countIds(base.stored)).toBe(3);
   });
 
-  it('an updates object does not add stored ids', () => {
+  it('an updates object does not add stored ids, even for an id not stored', () => {
     const next = applyStoredObjects(
       base,
-      [{ name: 'updates/x', kind: 'updates', ids: [3], fps: [fp(33)] }],
+      [{ name: 'updates/x', kind: 'updates', ids: [3, 50], fps: [fp(33), fp(50)] }],
       NO_PROTECT,
       1000,
     );
     expect([...next.stored]).toEqual([...base.stored]);
+    expect(hasId(next.stored, 50)).toBe(false);
     expect(next.retained.get(3)).toBe(fp(33));
   });
 

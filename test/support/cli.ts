@@ -9,7 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const CLI = path.join(PROJECT_ROOT, 'dist/src/cli.js');
+/** The built CLI; POLISEN_TEST_CLI points the tests at another build (e.g. a private copy while others rebuild dist/). */
+export const CLI = process.env.POLISEN_TEST_CLI ?? path.join(PROJECT_ROOT, 'dist/src/cli.js');
 
 export interface CliResult {
   code: number | null;
