@@ -70,7 +70,8 @@ export function createFeedFetcher(
     return fetchFeed({
       url: feedUrl(config, query),
       userAgent: config.userAgent,
-      onRetry: (info) => logger.warn(info, 'feed request failed; retrying'),
+      // A retry that then succeeds is not worth a warning; the final error names the attempts.
+      onRetry: (info) => logger.debug(info, 'feed request failed; retrying'),
     });
   };
 }

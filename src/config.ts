@@ -91,9 +91,7 @@ function parseApiUrl(value: string, errors: string[]): string {
   return url.toString();
 }
 
-function parseStore(value: string, env: NodeJS.ProcessEnv, errors: string[]): StoreConfig {
-  const region = env.OCI_REGION || DEFAULT_OCI_REGION;
-  const endpoint = env.OCI_OBJECT_STORAGE_ENDPOINT || undefined;
+function checkOciSettings(region: string, endpoint: string | undefined, errors: string[]): void {
   if (endpoint !== undefined) {
     try {
       const u = new URL(endpoint);
@@ -104,9 +102,17 @@ function parseStore(value: string, env: NodeJS.ProcessEnv, errors: string[]): St
       errors.push(`OCI_OBJECT_STORAGE_ENDPOINT: ${JSON.stringify(endpoint)} is not a URL`);
     }
   }
-  if (!/^[a-z]+-[a-z]+-\d+$/.test(region))
-    errors.push(`OCI_REGION: ${JSON.stringify(region)} is not a region like eu-stockholm-1`);
+  // Region ids have two or more parts before the number: eu-stockholm-1, us-gov-ashburn-1.
+  if (!/^[a-z]+(-[a-z]+)+-\d+$/.test(region)) {
+    errors.push(`OCI_REGION: ${JSON.stringify(region)} is not a region id like eu-stockholm-1`);
+  }
+}
+
+function parseStore(value: string, env: NodeJS.ProcessEnv, errors: string[]): StoreConfig {
+  const region = env.OCI_REGION || DEFAULT_OCI_REGION;
+  const endpoint = env.OCI_OBJECT_STORAGE_ENDPOINT || undefined;
   if (value.startsWith('oci://')) {
+    checkOciSettings(region, endpoint, errors);
     const m = /^oci:\/\/([^/]+)\/([^/]+)\/?$/.exec(value);
     if (!m) {
       errors.push(`COLLECTOR_STORE / --store: ${JSON.stringify(value)} must be oci://NAMESPACE/BUCKET`);
@@ -115,6 +121,7 @@ function parseStore(value: string, env: NodeJS.ProcessEnv, errors: string[]): St
     return { kind: 'oci', namespace: m[1]!, bucket: m[2]!, region, endpoint };
   }
   if (value === 'oci') {
+    checkOciSettings(region, endpoint, errors);
     if (!env.OCI_NAMESPACE)
       errors.push('COLLECTOR_STORE=oci needs OCI_NAMESPACE (or use --store oci://NAMESPACE/BUCKET)');
     return {

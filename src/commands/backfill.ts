@@ -189,6 +189,14 @@ export async function backfillCommand(config: Config, flags: BackfillFlags): Pro
         `resuming: ${daysSkipped} of ${days.length} days were done by an earlier run`,
       );
     }
+    const perHour = API_MAX_PER_HOUR - COLLECT_RESERVE_PER_HOUR;
+    const daysLeft = days.length - daysSkipped;
+    if (config.pacing && daysLeft > perHour) {
+      logger.info(
+        { daysLeft, callsPerHour: perHour },
+        `${daysLeft} days to fetch take at least ${daysLeft} API calls, about ${Math.ceil(daysLeft / perHour)} h at the ${perHour} calls an hour a backfill may use: it stops when the hour's budget is spent; run it again (e.g. hourly from cron) until it is done`,
+      );
+    }
 
     const store = openStore(config, logger);
     const fetchFeed = createFeedFetcher(config, logger);

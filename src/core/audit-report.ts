@@ -129,6 +129,11 @@ function plural(n: number, one: string, many = `${one}s`): string {
   return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 }
 
+/** "1 id is" / "2 ids are". */
+function counted(n: number, noun: string, singularVerb: string, pluralVerb: string): string {
+  return `${plural(n, noun)} ${n === 1 ? singularVerb : pluralVerb}`;
+}
+
 export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumulator {
   const prefix = options.prefix ?? '';
   const wholeStore = options.wholeStore ?? true;
@@ -269,17 +274,17 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
       if (report.notRecorded.count > 0) {
         // The Python format never listed more than its seen window: expected, but worth knowing.
         notes.push(
-          `${plural(report.notRecorded.count, 'id')} in events/ are older than the Python seen_ids window; a run would store them again if the feed brought them back`,
+          `${counted(report.notRecorded.count, 'id', 'is', 'are')} in events/ but older than the Python seen_ids window; a run would store such an id again if the feed brought them back`,
         );
       }
     } else if (report.notRecorded.count > 0) {
       problems.push(
-        `${plural(report.notRecorded.count, 'id')} in events/ are not recorded in the metadata (a run would store them again)`,
+        `${counted(report.notRecorded.count, 'id', 'is', 'are')} in events/ but not recorded in the metadata (a run would store ${report.notRecorded.count === 1 ? 'it' : 'them'} again)`,
       );
     }
     if (report.notFound && report.notFound.count > 0) {
       problems.push(
-        `${plural(report.notFound.count, 'id')} recorded in the metadata are in no events/ object (lost?)`,
+        `${counted(report.notFound.count, 'id', 'is', 'are')} recorded in the metadata but in no events/ object (lost?)`,
       );
     }
     for (const claim of report.pending) {
@@ -300,19 +305,23 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
     }
     if (duplicateHolders.size > 0) {
       problems.push(
-        `${plural(duplicateHolders.size, 'id')} stored more than once in events/ (${plural(extraLines, 'extra line')})`,
+        `${counted(duplicateHolders.size, 'id', 'is', 'are')} stored more than once in events/ (${plural(extraLines, 'extra line')})`,
       );
     }
     if (misplaced.count > 0)
-      problems.push(`${plural(misplaced.count, 'line')} outside the date directory of their datetime`);
-    if (unparseable.count > 0) problems.push(`${plural(unparseable.count, 'line')} cannot be read`);
+      problems.push(
+        `${counted(misplaced.count, 'line', 'is', 'are')} outside the date directory of ${misplaced.count === 1 ? 'its' : 'their'} datetime`,
+      );
+    if (unparseable.count > 0) problems.push(`${counted(unparseable.count, 'line', 'is', 'are')} unreadable`);
 
     let withoutEvent: CountWithExamples<number> | null = null;
     if (wholeStore) {
       withoutEvent = { count: 0, examples: [] };
       for (const id of updateIds) if (!firstHolder.has(id)) push(withoutEvent, id, limit);
       if (withoutEvent.count > 0)
-        problems.push(`${plural(withoutEvent.count, 'id')} in updates/ have no line in events/`);
+        problems.push(
+          `${counted(withoutEvent.count, 'id', 'has', 'have')} a line in updates/ but none in events/`,
+        );
     }
     if (unexpectedNames.count > 0) {
       notes.push(`${plural(unexpectedNames.count, 'object')} with a name outside the usual layout`);

@@ -3,6 +3,7 @@
  * cannot be stored under its id and date goes to quarantine with the reason.
  */
 import { type EventTime, parseEventDatetime } from './event-datetime.js';
+import { canonicalJson } from './fingerprint.js';
 
 export interface FeedEvent {
   id: number;
@@ -50,7 +51,8 @@ export function validateFeed(elements: readonly unknown[]): ValidatedFeed {
     }
     const earlier = byId.get(id);
     if (earlier) {
-      if (earlier.line === line) repeatedInResponse++;
+      // Same content (key order aside) is a repeat; different content under one id cannot be stored as one event.
+      if (earlier.line === line || canonicalJson(earlier.raw) === canonicalJson(raw)) repeatedInResponse++;
       else
         quarantined.push({
           index,

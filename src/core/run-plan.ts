@@ -162,7 +162,12 @@ export function assembleRunPlan(
     ...toPlanned(partitionEvents(edited, options.prefix, 'updates', unix), 'updates', fps),
   ];
 
+  // Elements already quarantined, or being quarantined by a run in flight, are not written again.
   const knownQuarantine = new Set(state.quarantineFps);
+  for (const claim of state.pending) {
+    for (const object of claim.objects)
+      if (object.kind === 'quarantine') for (const fp of object.fps) knownQuarantine.add(fp);
+  }
   const quarantineFps: string[] = [];
   const quarantineLines: string[] = [];
   for (const q of feed.quarantined) {

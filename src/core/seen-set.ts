@@ -10,6 +10,7 @@
  *
  * Plain data in, plain data out: no I/O here.
  */
+import { hash } from 'node:crypto';
 import { FINGERPRINT_LENGTH } from './fingerprint.js';
 import {
   addIds,
@@ -88,6 +89,7 @@ const KNOWN_FIELDS = new Set([
   'format',
   'stored_ids',
   'fingerprints',
+  'fingerprints_of',
   'quarantine_fingerprints',
   'last_object_unix',
   'newest_event_unix',
@@ -96,6 +98,14 @@ const KNOWN_FIELDS = new Set([
 
 function isIdArray(value: unknown): value is number[] {
   return Array.isArray(value) && value.every((id) => Number.isSafeInteger(id) && id > 0);
+}
+
+/**
+ * Which seen_ids list the fingerprints were written for: if another writer (the Python collector)
+ * rewrote seen_ids, the fingerprints no longer line up and must not be trusted (no invented edits).
+ */
+function seenIdsDigest(seenIds: readonly number[]): string {
+  return hash('sha1', seenIds.join(','), 'base64').slice(0, 12);
 }
 
 function chunk(text: string, size: number): string[] {
@@ -146,7 +156,13 @@ export function parseSeenState(body: string | undefined): SeenState {
   for (const [k, v] of Object.entries(d)) if (!KNOWN_FIELDS.has(k)) extra[k] = v;
   const lastUpdated = typeof d.last_updated === 'string' ? d.last_updated : undefined;
 
-  if (d.format !== METADATA_FORMAT) {
+  if (d.format !== undefined && d.format !== METADATA_FORMAT) {
+    // Reading a newer format as an older one would drop what it records; refuse instead.
+    throw new MetadataFormatError(
+      `"format" is ${JSON.stringify(d.format)}, not ${METADATA_FORMAT}: written by another version of polisen-collector`,
+    );
+  }
+  if (d.format === undefined) {
     // The Python collector's file: every listed id is stored; nothing else is known.
     return {
       ...emptySeenState(),
@@ -166,7 +182,8 @@ export function parseSeenState(body: string | undefined): SeenState {
   }
   // seen_ids are stored by definition, even if an older writer forgot to record them in stored_ids.
   stored = addIds(stored, seenIds);
-  const fps = typeof d.fingerprints === 'string' ? chunk(d.fingerprints, FINGERPRINT_LENGTH) : [];
+  const fpsAligned = typeof d.fingerprints === 'string' && d.fingerprints_of === seenIdsDigest(seenIds);
+  const fps = fpsAligned ? chunk(d.fingerprints as string, FINGERPRINT_LENGTH) : [];
   const retained = new Map<number, string>();
   seenIds.forEach((id, i) => {
     const fp = fps[i];
@@ -199,6 +216,7 @@ export function serializeSeenState(state: SeenState, now: Date): string {
     format: METADATA_FORMAT,
     stored_ids: encodeRanges(state.stored),
     fingerprints: seenIds.map((id) => state.retained.get(id) || UNKNOWN_FP).join(''),
+    fingerprints_of: seenIdsDigest(seenIds),
     quarantine_fingerprints: state.quarantineFps.join(''),
     last_object_unix: state.lastObjectUnix,
     newest_event_unix: state.newestEventUnix ?? null,

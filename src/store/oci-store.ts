@@ -41,6 +41,8 @@ import type { ObjectStore, PutOptions, StoredObject } from './object-store.js';
 
 export interface OciStoreLogger {
   warn(obj: object, msg: string): void;
+  /** Retries go here when given: a retry that then succeeds is not worth a warning. */
+  debug?(obj: object, msg: string): void;
 }
 
 export interface OciStoreOptions {
@@ -405,7 +407,9 @@ class OciStore implements ObjectStore {
             : '';
         throw this.finalError(operation, failure, attempts + why);
       }
-      this.options.logger?.warn(
+      const logger = this.options.logger;
+      (logger?.debug ?? logger?.warn)?.call(
+        logger,
         {
           store: this.description,
           operation: operation.name,

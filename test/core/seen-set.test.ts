@@ -176,6 +176,30 @@ describe('serializeSeenState: the Python collector can still read it', () => {
   });
 });
 
+describe('parseSeenState: files it must not misread', () => {
+  it('refuses a format written by another version instead of reading it as the Python file', () => {
+    expect(() => parseSeenState(JSON.stringify({ seen_ids: [3, 2], format: 'polisen-collector/3' }))).toThrow(
+      MetadataFormatError,
+    );
+  });
+
+  it('distrusts fingerprints once another writer changed seen_ids but kept our fields', () => {
+    const ours = applyStoredObjects(
+      parseSeenState(undefined),
+      [{ name: 'events/2024/03/01/events-1.jsonl', kind: 'events', ids: [21, 22], fps: [fp(21), fp(22)] }],
+      NO_PROTECT,
+      1000,
+    );
+    const doc = JSON.parse(serializeSeenState(ours, NOW)) as { seen_ids: number[] };
+    expect(parseSeenState(JSON.stringify(doc)).retained.get(22)).toBe(fp(22));
+    // A writer that edits seen_ids in place (drops 22, adds 23) and keeps the rest of the file.
+    doc.seen_ids = [23, 21];
+    const reread = parseSeenState(JSON.stringify(doc));
+    expect(reread.retained.get(21)).toBe('');
+    expect(reread.retained.get(23)).toBe('');
+  });
+});
+
 describe('v2 round trip: parse(serialize(state))', () => {
   it('keeps stored ranges, retained ids and fingerprints, quarantine fps, pending claims, lastObjectUnix', () => {
     const storedIds = [100, 101, 102, 105, 200, 201, 438_834];
