@@ -5,6 +5,7 @@
  * Memory is bounded by the number of distinct ids (a Map of numbers: about 30,000 a year), never by the
  * number of lines; example lists are capped, counts are not.
  */
+import { CollectorError } from '../errors.js';
 import { parseEventDatetime } from './event-datetime.js';
 import { countIds, hasId, type IdRanges } from './id-ranges.js';
 import { MetadataFormatError, parseSeenState, type SeenState } from './seen-set.js';
@@ -326,7 +327,7 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
     if (unexpectedNames.count > 0) {
       notes.push(`${plural(unexpectedNames.count, 'object')} with a name outside the usual layout`);
     }
-    if (!metadataFed) throw new Error('audit: addMetadata was never called');
+    if (!metadataFed) throw new CollectorError('E_INTERNAL', 'audit: report() before addMetadata()');
     const metadata = metadataReport(problems, notes);
     if (!wholeStore)
       notes.push('a name filter was given: whole-store checks (lost ids, orphan updates) skipped');

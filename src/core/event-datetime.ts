@@ -13,26 +13,84 @@ export interface EventTime {
 
 const DATETIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)? ?([+-])(\d{2}):?(\d{2})$/;
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 function daysInMonth(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) return 29;
+  return DAYS_IN_MONTH[month - 1]!;
+}
+
+/** Digits at text[from, from+count) as a number, or -1. Hand-rolled: this runs on every event of every response. */
+function digits(text: string, from: number, count: number): number {
+  let n = 0;
+  for (let i = from; i < from + count; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
+}
+
+/** The fast path for the API's own form, `YYYY-MM-DD H:MM:SS +HH:MM` (one- or two-digit hour). */
+function parseApiForm(text: string): EventTime | undefined {
+  if (text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 32) return undefined;
+  const hourDigits = text.charCodeAt(12) === 58 ? 1 : 2;
+  const t = 11 + hourDigits; // index of the ':' after the hour
+  if (text.length !== t + 13 || text.charCodeAt(t) !== 58 || text.charCodeAt(t + 3) !== 58) return undefined;
+  if (text.charCodeAt(t + 6) !== 32 || text.charCodeAt(t + 10) !== 58) return undefined;
+  const sign = text.charCodeAt(t + 7);
+  if (sign !== 43 && sign !== 45) return undefined;
+  const year = digits(text, 0, 4);
+  const month = digits(text, 5, 2);
+  const day = digits(text, 8, 2);
+  const hour = digits(text, 11, hourDigits);
+  const minute = digits(text, t + 1, 2);
+  const second = digits(text, t + 4, 2);
+  const offsetHours = digits(text, t + 8, 2);
+  const offsetMins = digits(text, t + 11, 2);
+  if ((year | month | day | hour | minute | second | offsetHours | offsetMins) < 0) return undefined;
+  return build(
+    year,
+    month,
+    day,
+    hour,
+    minute,
+    second,
+    (sign === 45 ? -1 : 1) * (offsetHours * 60 + offsetMins),
+    text,
+  );
+}
+
+function build(
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+  offsetMinutes: number,
+  text: string,
+): EventTime | undefined {
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
+  if (hour > 23 || minute > 59 || second > 59 || Math.abs(offsetMinutes) > 14 * 60) return undefined;
+  const utcMs = Date.UTC(year, month - 1, day, hour, minute, second) - offsetMinutes * 60_000;
+  return {
+    unixSeconds: Math.floor(utcMs / 1000),
+    datePath: `${text.slice(0, 4)}/${text.slice(5, 7)}/${text.slice(8, 10)}`,
+  };
 }
 
 export function parseEventDatetime(value: unknown): EventTime | undefined {
   if (typeof value !== 'string') return undefined;
-  const m = DATETIME.exec(value.trim());
+  const fast = parseApiForm(value);
+  if (fast) return fast;
+  // Other ISO-like forms (a 'T', fractional seconds, +0100): rare, so a regular expression will do.
+  const text = value.trim();
+  const m = DATETIME.exec(text);
   if (!m) return undefined;
-  const [, ys, mos, ds, hs, mis, ss, sign, ohs, oms] = m as unknown as string[];
-  const year = Number(ys);
-  const month = Number(mos);
-  const day = Number(ds);
-  const hour = Number(hs);
-  const minute = Number(mis);
-  const second = Number(ss);
-  const offsetMinutes = (sign === '-' ? -1 : 1) * (Number(ohs) * 60 + Number(oms));
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
-  if (hour > 23 || minute > 59 || second > 59 || Math.abs(offsetMinutes) > 14 * 60) return undefined;
-  const utcMs = Date.UTC(year, month - 1, day, hour, minute, second) - offsetMinutes * 60_000;
-  return { unixSeconds: Math.floor(utcMs / 1000), datePath: `${ys}/${mos}/${ds}` };
+  const [, , mos, ds, hs, mis, ss, sign, ohs, oms] = m as unknown as string[];
+  const offset = (sign === '-' ? -1 : 1) * (Number(ohs) * 60 + Number(oms));
+  return build(Number(m[1]), Number(mos), Number(ds), Number(hs), Number(mis), Number(ss), offset, text);
 }
 
 /** `YYYY/MM/DD` of a moment in UTC (used for the run date of quarantine objects). */

@@ -7,10 +7,17 @@ import { canonicalJson } from './fingerprint.js';
 
 export interface FeedEvent {
   id: number;
-  /** The element as the API sent it, serialised as one JSONL line (UTF-8, nothing escaped that JSON does not require). */
-  line: string;
+  /** The element as the API sent it (parsed). */
   raw: Record<string, unknown>;
   time: EventTime;
+}
+
+/**
+ * The event as one JSONL line: the object as sent, UTF-8, nothing escaped that JSON does not require.
+ * Computed only for events that are written (most of a response is already stored).
+ */
+export function eventLine(event: FeedEvent): string {
+  return JSON.stringify(event.raw);
 }
 
 export interface QuarantinedElement {
@@ -33,35 +40,32 @@ export function validateFeed(elements: readonly unknown[]): ValidatedFeed {
   const byId = new Map<number, FeedEvent>();
   let repeatedInResponse = 0;
   elements.forEach((element, index) => {
-    const line = JSON.stringify(element) ?? 'null';
+    const quarantine = (reason: string) => {
+      quarantined.push({ index, line: JSON.stringify(element) ?? 'null', reason });
+    };
     if (element === null || typeof element !== 'object' || Array.isArray(element)) {
-      quarantined.push({ index, line, reason: 'element is not a JSON object' });
+      quarantine('element is not a JSON object');
       return;
     }
     const raw = element as Record<string, unknown>;
     const id = raw.id;
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
-      quarantined.push({ index, line, reason: 'missing or non-integer "id"' });
+      quarantine('missing or non-integer "id"');
       return;
     }
     const time = parseEventDatetime(raw.datetime);
     if (!time) {
-      quarantined.push({ index, line, reason: `unparseable "datetime" in event ${id}` });
+      quarantine(`unparseable "datetime" in event ${id}`);
       return;
     }
     const earlier = byId.get(id);
     if (earlier) {
       // Same content (key order aside) is a repeat; different content under one id cannot be stored as one event.
-      if (earlier.line === line || canonicalJson(earlier.raw) === canonicalJson(raw)) repeatedInResponse++;
-      else
-        quarantined.push({
-          index,
-          line,
-          reason: `event ${id} appears twice in one response with different content`,
-        });
+      if (canonicalJson(earlier.raw) === canonicalJson(raw)) repeatedInResponse++;
+      else quarantine(`event ${id} appears twice in one response with different content`);
       return;
     }
-    const event: FeedEvent = { id, line, raw, time };
+    const event: FeedEvent = { id, raw, time };
     byId.set(id, event);
     events.push(event);
   });

@@ -2,7 +2,7 @@
  * Groups events into date-partitioned JSONL objects, the Python collector's layout:
  * `events/YYYY/MM/DD/events-<unix seconds>.jsonl`, one raw event object per line.
  */
-import type { FeedEvent } from './event-validation.js';
+import { eventLine, type FeedEvent } from './event-validation.js';
 
 export interface Partition {
   name: string;
@@ -38,7 +38,7 @@ export function partitionEvents(
       name: objectName(prefix, kind, datePath, unix),
       datePath,
       events: group,
-      body: toJsonl(group.map((e) => e.line)),
+      body: toJsonl(group.map(eventLine)),
     }));
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateFeed } from '../../src/core/event-validation.js';
+import { eventLine, validateFeed } from '../../src/core/event-validation.js';
 
 /** An element shaped like the API's, with Swedish text. */
 function element(id: unknown, datetime: unknown = '2023-08-09 11:31:33 +02:00', name = 'Misshandel, grov') {
@@ -124,7 +124,7 @@ describe('validateFeed: valid events', () => {
   it('line is JSON.stringify of the element, with å ä ö as UTF-8 (not \\u escapes)', () => {
     const raw = element(438_834, undefined, 'Rån väpnat, Örebro');
     const [event] = validateFeed([raw]).events;
-    const line = event!.line;
+    const line = eventLine(event!);
     expect(line).toBe(JSON.stringify(raw));
     expect(line).toContain('Västra Götalands län');
     expect(line).toContain('Örebro');
