@@ -30,7 +30,12 @@ function response(round: number): Record<string, unknown>[] {
   for (let id = newest; id > Math.max(5000 - 20, newest - 500); id--) {
     const day = 10 + Math.floor((id - 4980) / 40);
     const hour = id % 24;
-    events.push(syntheticEvent(id, `2024-07-${String(day).padStart(2, '0')} ${hour}:${String(id % 60).padStart(2, '0')}:00 +02:00`));
+    events.push(
+      syntheticEvent(
+        id,
+        `2024-07-${String(day).padStart(2, '0')} ${hour}:${String(id % 60).padStart(2, '0')}:00 +02:00`,
+      ),
+    );
   }
   return events;
 }
@@ -50,7 +55,9 @@ describe.each([
       for (const e of body) served.add(e.id as number);
       feed.setBody(JSON.stringify(body));
       const runs = await Promise.all(
-        ['a', 'b'].map((host) => runCli(['collect'], store.env(name, feed.url, `${temp.dir}/state-${kind}-${host}`))),
+        ['a', 'b'].map((host) =>
+          runCli(['collect'], store.env(name, feed.url, `${temp.dir}/state-${kind}-${host}`)),
+        ),
       );
       for (const run of runs) {
         expect(run.code, run.stdout + run.stderr).toBe(0);

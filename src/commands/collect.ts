@@ -111,7 +111,8 @@ async function writeMetrics(
 
 export async function collectCommand(config: Config, flags: CollectFlags): Promise<number> {
   const logger = await createLogger({ level: config.logLevel });
-  for (const warning of flags.warnings) logger.warn(warning);
+  // Setting warnings ride on the one summary line rather than adding lines to every cron run.
+  const warnings = flags.warnings.length > 0 ? { warnings: flags.warnings } : {};
   const startedAt = new Date().toISOString();
   let lock: RunLock | undefined;
   if (!flags.dryRun) {
@@ -156,7 +157,7 @@ export async function collectCommand(config: Config, flags: CollectFlags): Promi
       for (const o of summary.objects)
         logger.info({ object: o.name, lines: o.lines, bytes: o.bytes }, `would write ${o.name}`);
       logger.info(
-        { store: store.description, ...summaryFields(summary) },
+        { store: store.description, ...summaryFields(summary), ...warnings },
         `dry run: would write ${summary.objects.length} objects (${summary.counts.new} new, ${summary.counts.updated} updated, ${summary.counts.quarantined} quarantined, ${summary.counts.alreadySeen} already seen); nothing was written`,
       );
       return EXIT_OK;
@@ -173,7 +174,7 @@ export async function collectCommand(config: Config, flags: CollectFlags): Promi
       writeMetrics(config, summary, true),
     ]);
     logger.info(
-      { store: store.description, ...summaryFields(summary) },
+      { store: store.description, ...summaryFields(summary), ...warnings },
       `collected ${summary.counts.new} new, ${summary.counts.updated} updated, ${summary.counts.quarantined} quarantined of ${summary.counts.fetched} fetched`,
     );
     await pinger.success(`${summary.counts.new} new, ${summary.counts.updated} updated`);
@@ -182,7 +183,7 @@ export async function collectCommand(config: Config, flags: CollectFlags): Promi
     const described = describeError(error);
     summary ??= (error as { summary?: RunSummary }).summary;
     logger.error(
-      { ...(summary ? summaryFields(summary) : {}), outcome: 'failed', code: described.code },
+      { ...(summary ? summaryFields(summary) : {}), outcome: 'failed', code: described.code, ...warnings },
       described.line,
     );
     if (!flags.dryRun) {
