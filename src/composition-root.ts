@@ -61,7 +61,7 @@ export function createFeedFetcher(
   config: Config,
   logger: Logger,
 ): (query?: Record<string, string>) => Promise<FeedResult> {
-  const pacer = config.pacing ? createPacer({ stateDir: config.stateDir }) : undefined;
+  const pacer = config.pacing ? createPacer({ stateDir: config.stateDir, ...config.pacingRules }) : undefined;
   return async (query = {}) => {
     if (pacer) {
       const { waitedMs } = await pacer.acquire();

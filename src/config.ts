@@ -26,6 +26,8 @@ export interface Config {
   /** Whether the User-Agent names a contact (the API's rules ask for one). */
   userAgentHasContact: boolean;
   pacing: boolean;
+  /** The API's rules: ≥ 10 s between calls, ≤ 60 an hour, ≤ 1,440 a day. Looser only for a loopback API. */
+  pacingRules: { minIntervalMs: number; maxPerHour: number; maxPerDay: number };
   maxSeenIds: number;
   logLevel: string;
   revisions: boolean;
@@ -195,6 +197,35 @@ export function validateConfig(
   const pacingRaw = env.POLISEN_PACING;
   const pacing = parseBool('POLISEN_PACING', pacingRaw, true, errors);
 
+  const apiIsLoopback = (() => {
+    try {
+      return isLoopbackHost(new URL(apiUrl).hostname);
+    } catch {
+      return false;
+    }
+  })();
+  const rule = (name: string, fallback: number, looser: (n: number) => boolean): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < 1) {
+      errors.push(`${name}=${JSON.stringify(raw)} must be a whole number above 0`);
+      return fallback;
+    }
+    if (looser(n) && !apiIsLoopback) {
+      errors.push(
+        `${name}=${raw} would break the API's published rules; only a loopback POLISEN_API_URL (a local mirror) may go beyond them`,
+      );
+      return fallback;
+    }
+    return n;
+  };
+  const pacingRules = {
+    minIntervalMs: rule('POLISEN_MIN_INTERVAL_MS', 10_000, (n) => n < 10_000),
+    maxPerHour: rule('POLISEN_MAX_CALLS_PER_HOUR', 60, (n) => n > 60),
+    maxPerDay: rule('POLISEN_MAX_CALLS_PER_DAY', 1440, (n) => n > 1440),
+  };
+
   const maxRaw = pick(flags.maxSeenIds, env.MAX_SEEN_IDS);
   let maxSeenIds = DEFAULT_MAX_SEEN_IDS;
   if (maxRaw !== undefined) {
@@ -252,6 +283,7 @@ export function validateConfig(
       userAgent,
       userAgentHasContact,
       pacing,
+      pacingRules,
       maxSeenIds,
       logLevel,
       revisions,

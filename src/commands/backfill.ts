@@ -29,7 +29,7 @@ import {
 } from '../ops/backfill-progress.js';
 import { formatDuration } from '../ops/health-check.js';
 import { readPacingState } from '../ops/pacing.js';
-import { acquireRunLock, isLockHeld, type RunLock } from '../ops/run-lock.js';
+import { acquireRunLock, collectLockName, isLockHeld, type RunLock } from '../ops/run-lock.js';
 import {
   afterDayFetched,
   afterHourFetched,
@@ -57,8 +57,6 @@ export interface BackfillFlags {
 /** Calls an hour and a day left to the scheduled collect runs (every 30 min: 2 an hour, 48 a day). */
 const COLLECT_RESERVE_PER_HOUR = 2;
 const COLLECT_RESERVE_PER_DAY = 48;
-const API_MAX_PER_HOUR = 60;
-const API_MAX_PER_DAY = 1440;
 /** A collect run holds its lock for its pacing wait, fetch (retries included) and writes. */
 const COLLECT_LOCK_WAIT_MS = 5 * 60_000;
 /** A backfill can outlive the run lock's default 2 h age limit; on this host a dead pid frees it anyway. */
@@ -189,7 +187,7 @@ export async function backfillCommand(config: Config, flags: BackfillFlags): Pro
         `resuming: ${daysSkipped} of ${days.length} days were done by an earlier run`,
       );
     }
-    const perHour = API_MAX_PER_HOUR - COLLECT_RESERVE_PER_HOUR;
+    const perHour = config.pacingRules.maxPerHour - COLLECT_RESERVE_PER_HOUR;
     const daysLeft = days.length - daysSkipped;
     if (config.pacing && daysLeft > perHour) {
       logger.info(
@@ -200,8 +198,7 @@ export async function backfillCommand(config: Config, flags: BackfillFlags): Pro
 
     const store = openStore(config, logger);
     const fetchFeed = createFeedFetcher(config, logger);
-    const collectLockName =
-      config.prefix === '' ? 'collect' : `collect-${config.prefix.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    const collectLock = collectLockName(config.prefix);
     const collectOptions = {
       ...DEFAULT_COLLECT_OPTIONS,
       dryRun: false,
@@ -214,10 +211,10 @@ export async function backfillCommand(config: Config, flags: BackfillFlags): Pro
     /** Fetch (paced, no lock held), then store under the collect lock. */
     const runUnit = async (unit: BackfillUnit): Promise<RunSummary> => {
       stop.throwIfStopped();
-      if (config.pacing) await checkCollectReserve(config.stateDir);
+      if (config.pacing) await checkCollectReserve(config.stateDir, config.pacingRules);
       const fetching = fetchFeed({ DateTime: unitQuery(unit) });
       const feed = await stop.race(fetching);
-      const lock = await waitForLock(config.stateDir, collectLockName, stop, logger);
+      const lock = await waitForLock(config.stateDir, collectLock, stop, logger);
       try {
         return await runCollect(
           { store, fetchFeed: async (): Promise<FeedResult> => feed, logger },
@@ -351,11 +348,11 @@ function summaryFields(
 }
 
 /** Refuses to take one of the calls the scheduled collect runs need (upper-bound resume time). */
-async function checkCollectReserve(stateDir: string): Promise<void> {
+async function checkCollectReserve(stateDir: string, rules: Config['pacingRules']): Promise<void> {
   const state = await readPacingState(stateDir);
   const now = Date.now();
-  const hourLimit = API_MAX_PER_HOUR - COLLECT_RESERVE_PER_HOUR;
-  const dayLimit = API_MAX_PER_DAY - COLLECT_RESERVE_PER_DAY;
+  const hourLimit = rules.maxPerHour - COLLECT_RESERVE_PER_HOUR;
+  const dayLimit = rules.maxPerDay - COLLECT_RESERVE_PER_DAY;
   const spent =
     state.callsLastDay >= dayLimit
       ? { window: 'day', calls: state.callsLastDay, limit: dayLimit, refillMs: 86_400_000 }

@@ -14,7 +14,7 @@ import {
   renderMetrics,
   writeMetricsFile,
 } from '../ops/metrics-file.js';
-import { acquireRunLock, isLockHeld, type RunLock } from '../ops/run-lock.js';
+import { acquireRunLock, collectLockName, isLockHeld, type RunLock } from '../ops/run-lock.js';
 import { readRunStatus, writeRunStatus } from '../ops/run-status.js';
 import { DEFAULT_COLLECT_OPTIONS, type RunSummary, runCollect } from '../run/collect-run.js';
 
@@ -116,8 +116,7 @@ export async function collectCommand(config: Config, flags: CollectFlags): Promi
   const startedAt = new Date().toISOString();
   let lock: RunLock | undefined;
   if (!flags.dryRun) {
-    const lockName =
-      config.prefix === '' ? 'collect' : `collect-${config.prefix.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    const lockName = collectLockName(config.prefix);
     const result = await acquireRunLock(config.stateDir, { name: lockName });
     if (isLockHeld(result)) {
       logger.info(

@@ -75,6 +75,11 @@ interface ExistingLock {
   mtimeMs: number;
 }
 
+/** The collect lock for a store prefix: collectors of different prefixes on one host do not block each other. */
+export function collectLockName(prefix: string): string {
+  return prefix === '' ? 'collect' : `collect-${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+}
+
 export function isLockHeld(result: RunLockResult): result is LockHeld {
   return 'heldBy' in result;
 }
