@@ -196,6 +196,43 @@ describe('collect on a local store', () => {
     expect(usage.code).toBe(2);
   });
 
+  it('warns about a gap with the time range at risk and the backfill command to run', async () => {
+    const dir = workDir();
+    feed.setBody(JSON.stringify([event(600, '2024-06-01 10:00:00 +02:00')]));
+    expect((await runCli(['collect'], localEnv(feed.url, dir))).code).toBe(0);
+    // Ten days later the feed shares no event with the store.
+    feed.setBody(
+      JSON.stringify([event(700, '2024-06-12 10:00:00 +02:00'), event(690, '2024-06-11 8:00:00 +02:00')]),
+    );
+    const result = await runCli(['collect'], localEnv(feed.url, dir));
+    expect(result.code).toBe(0);
+    expect(summaryLine(result)).toMatchObject({ gaps: 1, new: 2 });
+    const warning = result.lines.find((l) => String(l.msg).startsWith('gap:'));
+    expect(warning).toMatchObject({
+      gapFrom: '2024-06-01T08:00:00.000Z',
+      gapTo: '2024-06-11T06:00:00.000Z',
+      backfill: 'polisen-collector backfill --from 2024-06-01 --to 2024-06-11',
+    });
+  });
+
+  it('passes --location and --type to the API and keeps a filtered collector under its store prefix', async () => {
+    const dir = workDir();
+    feed.setBody(JSON.stringify([event(800, '2024-07-01 10:00:00 +02:00')]));
+    const before = feed.requests.length;
+    const result = await runCli(
+      ['collect', '--location', 'Stockholm;Uppsala län', '--type', 'Rån', '--store-prefix', 'stockholm'],
+      localEnv(feed.url, dir),
+    );
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const url = new URL(feed.requests[before]!.url, 'http://x');
+    expect(url.searchParams.get('locationname')).toBe('Stockholm;Uppsala län');
+    expect(url.searchParams.get('type')).toBe('Rån');
+    const names = [...localObjects(path.join(dir, 'store')).keys()];
+    expect(names.length).toBeGreaterThan(0);
+    expect(names.every((n) => n.startsWith('stockholm/'))).toBe(true);
+    expect(names).toContain('stockholm/metadata/last_seen.json');
+  });
+
   it('answers --version and --help', async () => {
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
       version: string;
