@@ -9,7 +9,8 @@
  * id exactly once, in its date directory, invented no update and every run exited as expected; else 1;
  * 2 for bad arguments.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,7 +18,7 @@ import type { AuditReport } from '../src/core/audit-report.js';
 import { canonicalJson } from '../src/core/fingerprint.js';
 import { auditStore } from '../src/run/audit-store.js';
 import { LocalStore } from '../src/store/local-store.js';
-import { runCli } from '../test/support/cli.js';
+import { assertBuilt, PROJECT_ROOT } from '../test/support/cli.js';
 import { startFeedServer } from '../test/support/feed-server.js';
 import {
   loadReplay,
@@ -241,9 +242,10 @@ async function measure(
       unexpectedExits: runs.unexpected.slice(0, EXAMPLES),
       duplicates: report.duplicates.examples.slice(0, EXAMPLES).map((d) => ({
         id: d.id,
+        copies: d.copies,
         firstServedAt: served.firstServed.get(d.id),
-        writtenByRuns: d.objects.map(runOf),
-        objects: d.objects,
+        writtenByRuns: d.objects.slice(0, 5).map(runOf),
+        objects: d.objects.slice(0, 3),
       })),
       missed: missed.slice(0, EXAMPLES).map((id) => ({ id, firstServedAt: served.firstServed.get(id) })),
       extra: extra.slice(0, EXAMPLES),
@@ -274,7 +276,46 @@ function lastObjectUnix(storeDir: string): number | undefined {
   }
 }
 
+/**
+ * A private copy of the build, so that a rebuild of dist/ while a long replay runs (tsc rewrites files one by
+ * one) cannot make some runs load half-old, half-new modules. Returns the copy's cli.js.
+ */
+function snapshotBuild(work: string): string {
+  assertBuilt();
+  const root = path.join(work, 'build');
+  cpSync(path.join(PROJECT_ROOT, 'dist', 'src'), path.join(root, 'dist', 'src'), { recursive: true });
+  cpSync(path.join(PROJECT_ROOT, 'package.json'), path.join(root, 'package.json'));
+  symlinkSync(path.join(PROJECT_ROOT, 'node_modules'), path.join(root, 'node_modules'), 'dir');
+  return path.join(root, 'dist', 'src', 'cli.js');
+}
+
+/** One `collect` process, as cron runs it: exit code and the tail of its output. */
+function collectOnce(
+  cli: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; signal: string | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, 'collect'], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const keep = (d: string): void => {
+      output = (output + d).slice(-2000);
+    };
+    child.stdout.setEncoding('utf8').on('data', keep);
+    child.stderr.setEncoding('utf8').on('data', keep);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, output });
+    });
+  });
+}
+
 async function runCollector(
+  cli: string,
   replay: Replay,
   slice: ReplayResponse[],
   storeDir: string,
@@ -295,7 +336,7 @@ async function runCollector(
   try {
     for (const [k, response] of slice.entries()) {
       server.setBody(responseBody(replay, response));
-      const result = await runCli(['collect'], env, { timeoutMs: 120_000 });
+      const result = await collectOnce(cli, env);
       const expected = response.versions === undefined ? 1 : 0;
       if (result.code === 0) tally.ok++;
       else tally.failed++;
@@ -305,7 +346,7 @@ async function runCollector(
           expected,
           code: result.code,
           signal: result.signal,
-          output: `${result.stdout}${result.stderr}`.slice(-600),
+          output: result.output.slice(-600),
         });
       }
       const unix = lastObjectUnix(storeDir);
@@ -375,7 +416,8 @@ async function main(): Promise<number> {
   const seedDir = path.join(work, 'seed-store');
   try {
     const served = analyse(replay, slice);
-    const collectorRuns = await runCollector(replay, slice, storeDir, path.join(work, 'state'));
+    const cli = snapshotBuild(work);
+    const collectorRuns = await runCollector(cli, replay, slice, storeDir, path.join(work, 'state'));
     const collector = await measure(storeDir, served, collectorRuns, slice.length);
     const seedRuns = runSeed(replay, slice, seedDir);
     const seed = await measure(seedDir, served, seedRuns, slice.length);

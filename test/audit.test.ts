@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditReport } from '../src/core/audit-report.js';
-import { createAuditAccumulator } from '../src/core/audit-report.js';
+import { createAuditAccumulator, HOLDERS_LISTED } from '../src/core/audit-report.js';
 import { rangesFromIds } from '../src/core/id-ranges.js';
 import { emptySeenState, serializeSeenState } from '../src/core/seen-set.js';
 import { auditStore } from '../src/run/audit-store.js';
@@ -77,7 +77,8 @@ describe('audit of a store written by the seed (Python) algorithm over recorded 
     expect(report.duplicates.extraLines).toBe(expectedExtraLines);
     expect(report.duplicates.examples.length).toBe(Math.min(50, expectedDuplicates.size));
     for (const example of report.duplicates.examples) {
-      expect(example.objects).toHaveLength(expectedDuplicates.get(example.id) ?? -1);
+      expect(example.copies).toBe(expectedDuplicates.get(example.id));
+      expect(example.objects).toHaveLength(Math.min(HOLDERS_LISTED, example.copies));
       for (const object of example.objects) {
         const lines = readFileSync(path.join(dir, object), 'utf8').trim().split('\n');
         expect(lines.some((line) => (JSON.parse(line) as { id: number }).id === example.id)).toBe(true);
@@ -168,7 +169,7 @@ describe('audit of hand-made stores', () => {
       notRecorded: { count: 1, examples: [105] },
       notFound: { count: 1, examples: [555] },
     });
-    expect(report.problems).toHaveLength(6);
+    expect(report.problems).toHaveLength(5);
   });
 
   it('prints a table with examples and exits 1; --json prints the same report alone', async () => {
@@ -176,7 +177,7 @@ describe('audit of hand-made stores', () => {
     expect(human.code).toBe(1);
     expect(human.stdout).toContain('misplaced lines');
     expect(human.stdout).toMatch(/102\s+events\/2023\/03\/25\/events-1679700000\.jsonl\s+2023\/03\/26/);
-    expect(human.stdout).toMatch(/result: 6 kinds of problem found \(exit 1\)/);
+    expect(human.stdout).toMatch(/result: 5 kinds of problem found \(exit 1\)/);
 
     const json = await runCli(['audit', '--json'], { COLLECTOR_STORE: dir });
     expect(json.code).toBe(1);
@@ -202,14 +203,34 @@ describe('audit of hand-made stores', () => {
     const local = new LocalStore(dir);
     const readOnly: ObjectStore = {
       description: local.description,
-      get: (name, options) => local.get(name, options),
-      list: (prefix, options) => local.list(prefix, options),
+      get: (name) => local.get(name),
+      list: (prefix) => local.list(prefix),
       put: () => Promise.reject(new Error('the audit must not write')),
     };
     const now = new Date('2024-01-01T00:00:00Z');
     const one = await auditStore(readOnly, { prefix: '', concurrency: 1, now });
     const many = await auditStore(readOnly, { prefix: '', concurrency: 64, now });
     expect(many).toEqual(one);
+  });
+
+  it('counts every copy of a duplicated id, listing a bounded number of its objects', () => {
+    const accumulator = createAuditAccumulator({ exampleLimit: 2 });
+    const line = (id: number): string => jsonl([event(id, '2023-03-25 10:00:00 +01:00')]);
+    for (let k = 1; k <= 25; k++) {
+      accumulator.addObject(`events/2023/03/25/events-${k}.jsonl`, line(7));
+      accumulator.addObject(`events/2023/03/25/events-${k}b.jsonl`, line(8));
+    }
+    accumulator.addObject('events/2023/03/25/events-99.jsonl', line(9));
+    accumulator.addMetadata(undefined);
+    const { duplicates, events } = accumulator.report();
+    expect(events).toEqual({ lines: 51, distinctIds: 3 });
+    expect(duplicates.count).toBe(2);
+    expect(duplicates.extraLines).toBe(48);
+    expect(duplicates.examples.map((d) => [d.id, d.copies, d.objects.length])).toEqual([
+      [7, 25, HOLDERS_LISTED],
+      [8, 25, HOLDERS_LISTED],
+    ]);
+    expect(duplicates.examples[0]?.objects[1]).toBe('events/2023/03/25/events-2.jsonl');
   });
 
   it('counts a corrupt huge id range quickly, with bounded examples', () => {

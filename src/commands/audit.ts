@@ -130,7 +130,7 @@ export function formatReport(
   if (d.count > 0) {
     const rows = d.examples.slice(0, ROWS).map((e) => {
       const shown = e.objects.slice(0, 3).join(', ');
-      return [String(e.id), String(e.objects.length), e.objects.length > 3 ? `${shown}, …` : shown];
+      return [String(e.id), String(e.copies), e.copies > 3 ? `${shown}, …` : shown];
     });
     out.push('', '  duplicates', table([['id', 'copies', 'objects'], ...rows]) + more(rows.length, d.count));
   }

@@ -27,9 +27,14 @@ export interface AuditOptions {
   exampleLimit?: number;
 }
 
+/** Object names listed per duplicated id (the count of copies is exact). */
+export const HOLDERS_LISTED = 20;
+
 export interface DuplicateExample {
   id: number;
-  /** Every object holding a line with this id, in the order they were read (an object twice if it holds two). */
+  /** Lines with this id in events/. */
+  copies: number;
+  /** The first HOLDERS_LISTED objects holding it, in the order read (an object twice if it holds two lines). */
   objects: string[];
 }
 
@@ -149,8 +154,8 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
   const names: string[] = [];
   /** id → index of the first object holding it. */
   const firstHolder = new Map<number, number>();
-  /** id → every holder, only for ids seen more than once. */
-  const duplicateHolders = new Map<number, number[]>();
+  /** Only for ids seen more than once: copies, and the first holders (bounded per id). */
+  const duplicateHolders = new Map<number, { copies: number; holders: number[] }>();
   let eventLines = 0;
   let extraLines = 0;
   const updateIds = new Set<number>();
@@ -167,9 +172,13 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
       return;
     }
     extraLines++;
-    const holders = duplicateHolders.get(id);
-    if (holders) holders.push(objectIndex);
-    else duplicateHolders.set(id, [first, objectIndex]);
+    const duplicate = duplicateHolders.get(id);
+    if (!duplicate) {
+      duplicateHolders.set(id, { copies: 2, holders: [first, objectIndex] });
+      return;
+    }
+    duplicate.copies++;
+    if (duplicate.holders.length < HOLDERS_LISTED) duplicate.holders.push(objectIndex);
   }
 
   function addObject(name: string, body: string): void {
@@ -300,9 +309,9 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
     const problems: string[] = [];
     const notes: string[] = [];
     const duplicateExamples: DuplicateExample[] = [];
-    for (const [id, holders] of duplicateHolders) {
+    for (const [id, { copies, holders }] of duplicateHolders) {
       if (duplicateExamples.length >= limit) break;
-      duplicateExamples.push({ id, objects: holders.map((k) => names[k]!) });
+      duplicateExamples.push({ id, copies, objects: holders.map((k) => names[k]!) });
     }
     if (duplicateHolders.size > 0) {
       problems.push(
