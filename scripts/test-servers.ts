@@ -12,18 +12,20 @@
  * Everything here is test material: the key is generated in memory, the token is random and valid only
  * for this server, and nothing leaves 127.0.0.1. The export lines go to stdout, the request log to stderr.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type FeedReply, startFeedServer } from '../test/support/feed-server.js';
-import { startOciServer } from '../test/support/oci-server.js';
+import {
+  startProductionServers,
+  TEST_BUCKET,
+  TEST_NAMESPACE,
+  TEST_ROLE_ID,
+  TEST_SECRET_ID,
+  TEST_VAULT_TOKEN,
+} from '../test/support/production-servers.js';
 import { loadReplay, REPLAY_FILE, replayFileAvailable, responseBody } from '../test/support/replay-file.js';
-import { ociKeyId, testKey, testOciApiKey } from '../test/support/test-keys.js';
-import { startVaultServer } from '../test/support/vault-server.js';
 
-const NAMESPACE = 'testns';
-const BUCKET = 'polisen-events-collector';
 const API_CAP = 500;
 
 interface FeedSource {
@@ -140,29 +142,8 @@ async function main(): Promise<void> {
   const synthetic = process.argv.includes('--synthetic');
   const source = !synthetic && replayFileAvailable() ? await replaySource() : syntheticSource();
 
-  const key = testKey();
-  const apiKey = testOciApiKey(key);
-  const token = `hvs.local-test-${randomBytes(12).toString('hex')}`;
-  const roleId = `role-${randomBytes(6).toString('hex')}`;
-  const secretId = `secret-${randomBytes(12).toString('hex')}`;
-  const [feed, oci, vault] = await Promise.all([
-    startFeedServer(),
-    startOciServer({ publicKeyPem: key.publicKeyPem, keyId: ociKeyId(apiKey), namespace: NAMESPACE }),
-    startVaultServer(),
-  ]);
-  vault.addToken(token);
-  vault.addAppRole(roleId, secretId);
-  vault.setSecret(
-    'secret/polisen-collector',
-    {
-      user: apiKey.user,
-      tenancy: apiKey.tenancy,
-      fingerprint: apiKey.fingerprint,
-      private_key: apiKey.privateKey,
-      region: apiKey.region,
-    },
-    2,
-  );
+  const [feed, servers] = await Promise.all([startFeedServer(), startProductionServers()]);
+  const { oci, vault } = servers;
 
   feed.handler((_request, url): FeedReply | undefined => {
     const query = url.searchParams.get('DateTime');
@@ -188,16 +169,16 @@ async function main(): Promise<void> {
     `# polisen-collector test servers on 127.0.0.1; feed: ${source.description}.`,
     '# Paste into another terminal at the project root (after `npm run build`):',
     '# The Vault token below is a throwaway valid only for this local test server; printing it is fine.',
-    `export COLLECTOR_STORE=oci://${NAMESPACE}/${BUCKET}`,
+    `export COLLECTOR_STORE=oci://${TEST_NAMESPACE}/${TEST_BUCKET}`,
     `export OCI_OBJECT_STORAGE_ENDPOINT=${oci.url}`,
     `export VAULT_ADDR=${vault.url}`,
-    `export VAULT_TOKEN=${token}`,
+    `export VAULT_TOKEN=${TEST_VAULT_TOKEN}`,
     `export POLISEN_API_URL=${feed.url}`,
     'export POLISEN_PACING=off',
     `export COLLECTOR_STATE_DIR=${stateDir}`,
     'export API_CONTACT_EMAIL=you@example.org',
     '# To log in with AppRole instead of the token (also test-only values):',
-    `#   unset VAULT_TOKEN; export VAULT_ROLE_ID=${roleId} VAULT_SECRET_ID=${secretId}`,
+    `#   unset VAULT_TOKEN; export VAULT_ROLE_ID=${TEST_ROLE_ID} VAULT_SECRET_ID=${TEST_SECRET_ID}`,
     'node dist/src/cli.js collect',
     `# Backfill can be tried too: node dist/src/cli.js backfill --from ${source.exampleRange[0]} --to ${source.exampleRange[1]}`,
   ];
@@ -209,7 +190,7 @@ async function main(): Promise<void> {
     process.once('SIGTERM', () => resolve());
   });
   log(`stopping; the bucket held ${oci.objects.size} objects`);
-  await Promise.all([feed.close(), oci.close(), vault.close()]);
+  await Promise.all([feed.close(), servers.close()]);
   rmSync(stateDir, { recursive: true, force: true });
 }
 

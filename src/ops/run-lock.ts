@@ -254,7 +254,8 @@ function isStale(lock: ExistingLock, maxAgeMs: number): boolean {
   return lock.record.host === hostname() && !isProcessAlive(lock.record.pid);
 }
 
-function isProcessAlive(pid: number): boolean {
+/** Whether a process of this host exists; shared by the run lock, the local store and claim reconciliation. */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

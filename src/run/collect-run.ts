@@ -33,6 +33,7 @@ import {
 import { CollectorError, PreconditionFailedError } from '../errors.js';
 import type { FeedResult } from '../feed/feed-client.js';
 import type { Logger } from '../log.js';
+import { isProcessAlive } from '../ops/run-lock.js';
 import type { ObjectStore, StoredObject } from '../store/object-store.js';
 
 export interface CollectOptions {
@@ -96,15 +97,6 @@ export function metadataName(prefix: string): string {
   return `${prefix}metadata/last_seen.json`;
 }
 
-function defaultPidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function parseState(object: StoredObject | undefined, name: string): SeenState {
   try {
     return parseSeenState(object?.body.toString('utf8'));
@@ -144,7 +136,7 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
   const now = deps.now ?? (() => new Date());
   const host = deps.host ?? os.hostname();
   const pid = deps.pid ?? process.pid;
-  const isPidAlive = deps.isPidAlive ?? defaultPidAlive;
+  const isPidAlive = deps.isPidAlive ?? isProcessAlive;
   const { store, logger } = deps;
   const metaName = metadataName(options.prefix);
   const run = `${Math.floor(now().getTime() / 1000)}-${randomBytes(4).toString('hex')}`;

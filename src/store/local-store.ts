@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CollectorError, PreconditionFailedError } from '../errors.js';
+import { isProcessAlive } from '../ops/run-lock.js';
 import type { ObjectStore, PutOptions, StoredObject } from './object-store.js';
 
 const LOCK_STALE_MS = 30_000;
@@ -31,15 +32,6 @@ function storeError(op: string, name: string, error: unknown): CollectorError {
       cause: error,
     },
   );
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class LocalStore implements ObjectStore {
@@ -158,7 +150,7 @@ export class LocalStore implements ObjectStore {
     try {
       const [text, stat] = await Promise.all([fs.readFile(lock, 'utf8'), fs.stat(lock)]);
       const pid = Number(text);
-      if (Number.isSafeInteger(pid) && pid > 0 && !pidAlive(pid)) return true;
+      if (Number.isSafeInteger(pid) && pid > 0 && !isProcessAlive(pid)) return true;
       return Date.now() - stat.mtimeMs > LOCK_STALE_MS;
     } catch (error) {
       return isNotFound(error);
