@@ -64,7 +64,10 @@ export function recordArrivals(rig: Rig): Recorder {
 export interface CriticalPath {
   /** Requests by step: steps[0] are those that waited for no answer. */
   steps: string[][];
-  /** e.g. `feed GET ‖ store get → store put (claim) → 2× store put (object) → store put (commit)` */
+  /**
+   * e.g. `feed GET ‖ store get @0 → store put (claim) @104 → 2× store put (object) @209 → store put (commit) @313`:
+   * the steps, each with the ms from the run's first request to its own first request.
+   */
   text: string;
 }
 
@@ -78,15 +81,19 @@ export function criticalPath(arrivals: readonly Arrival[], delayMs: number): Cri
     depth.push(d);
   });
   const steps: string[][] = [];
+  const startedAt: number[] = [];
   arrivals.forEach((a, i) => {
     const step = depth[i]! - 1;
     steps[step] ??= [];
     steps[step].push(a.label);
+    startedAt[step] = Math.min(startedAt[step] ?? a.at, a.at);
   });
-  const describe = (labels: string[]) => {
+  const first = arrivals[0]?.at ?? 0;
+  const describe = (labels: string[], step: number) => {
     const counts = new Map<string, number>();
     for (const l of labels) counts.set(l, (counts.get(l) ?? 0) + 1);
-    return [...counts].map(([l, n]) => (n > 1 ? `${n}× ${l}` : l)).join(' ‖ ');
+    const what = [...counts].map(([l, n]) => (n > 1 ? `${n}× ${l}` : l)).join(' ‖ ');
+    return `${what} @${startedAt[step]! - first}`;
   };
   return { steps, text: steps.map(describe).join(' → ') };
 }

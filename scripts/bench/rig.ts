@@ -111,7 +111,8 @@ export async function startRig(): Promise<Rig> {
         API_CONTACT_EMAIL: 'bench@example.org',
       };
       if (kind === 'local') return { ...common, COLLECTOR_STORE: path.join(runDir, 'store') };
-      if (kind === 'oci') return { ...common, ...ociStore, OCI_AUTH: 'config_file', OCI_CONFIG_FILE: configFile };
+      if (kind === 'oci')
+        return { ...common, ...ociStore, OCI_AUTH: 'config_file', OCI_CONFIG_FILE: configFile };
       return {
         ...common,
         ...ociStore,

@@ -81,7 +81,7 @@ export async function measureRoundTrips(
     const ratios: number[] = [];
     const at0: number[] = [];
     const atD: CollectRun[] = [];
-    let path = '';
+    let chain = '';
     for (let i = 0; i < runs; i++) {
       // Alternate the order so a drift of the machine's speed does not favour one side.
       let zero = 0;
@@ -92,19 +92,19 @@ export async function measureRoundTrips(
         if (d === 0) zero = run.wallMs;
         else {
           delayed = run;
-          path = criticalPath(recorder.arrivals(), delayMs).text;
+          chain = criticalPath(recorder.arrivals(), delayMs).text;
         }
       }
       at0.push(zero);
       atD.push(delayed!);
       ratios.push((delayed!.wallMs - zero) / delayMs);
     }
-    const steps = path.split(' → ').length;
+    const steps = chain.split(' → ').length;
     const value = median(ratios);
     const phases = PHASES.map(
       (p) => `${p} ${fmt(median(atD.map((r) => r.summary.ms[p] ?? 0)) / delayMs)}`,
     ).join(', ');
-    log(`  round trips, ${label}: ${fmt(value)} × D (${steps} sequential steps: ${path})`);
+    log(`  round trips, ${label}: ${fmt(value)} × D (${steps} in sequence: ${chain})`);
     rows.push({
       group: '1',
       figure: `round trips, ${label}`,
@@ -112,8 +112,8 @@ export async function measureRoundTrips(
       unit: '× D',
       max,
       detail:
-        `D = ${delayMs} ms, ${runs} pairs; median wall ${ms(median(at0))} at D = 0, ` +
-        `${ms(median(atD.map((r) => r.wallMs)))} at D; ${steps} sequential round trips: ${path}; ` +
+        `D = ${delayMs} ms, ${runs} pairs (ratios ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))}); median wall ${ms(median(at0))} at D = 0, ` +
+        `${ms(median(atD.map((r) => r.wallMs)))} at D; critical path ${steps} round trip${steps === 1 ? '' : 's'} (@ ms after the run's first request): ${chain}; ` +
         `run phases at D (in D): ${phases}`,
     });
   }

@@ -11,7 +11,7 @@ import { CLI, type CollectRun, timedCollect } from './collect-cli.js';
 import { measureNodeOk } from './measure-child.js';
 import type { Rig } from './rig.js';
 import type { Scenario } from './scenario.js';
-import { mb, median, ms, type Row } from './stats.js';
+import { fmt, mb, median, ms, type Row } from './stats.js';
 
 const FLOOR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'floor-fetch.mjs');
 
@@ -32,7 +32,8 @@ async function measureHelp(runs: number): Promise<Row> {
       const run = await measureNodeOk(which === 'bare' ? ['-e', '0'] : [CLI, '--help'], env);
       if (which === 'bare') b = run.wallMs;
       else {
-        if (!run.stdout.includes('Usage: polisen-collector')) throw new Error(`--help printed: ${run.stdout}`);
+        if (!run.stdout.includes('Usage: polisen-collector'))
+          throw new Error(`--help printed: ${run.stdout}`);
         h = run.wallMs;
       }
     }
@@ -53,7 +54,7 @@ async function measureHelp(runs: number): Promise<Row> {
 export async function measureStartup(rig: Rig, scenario: Scenario, options: StartupOptions): Promise<Row[]> {
   const { runs, log } = options;
   const rows = [await measureHelp(runs * 2)];
-  log(`  --help: ${rows[0]!.value.toFixed(2)} × node -e 0`);
+  log(`  ${rows[0]!.figure}: ${fmt(rows[0]!.value)}`);
 
   // Stores that already hold the response: every timed run finds nothing new and writes nothing.
   rig.feed.setBody(JSON.stringify(scenario.full));
@@ -87,7 +88,6 @@ export async function measureStartup(rig: Rig, scenario: Scenario, options: Star
   const ratio = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]!));
   const floorWall = floor.map((r) => r.wallMs);
   const floorRss = floor.map((r) => r.maxRssKb);
-  const floorText = `floor ${ms(median(floorWall))}, ${mb(median(floorRss))}`;
   const localWall = local.map((r) => r.wallMs);
   const localRss = local.map((r) => r.maxRssKb);
   const vaultWall = vault.map((r) => r.wallMs);
@@ -99,7 +99,7 @@ export async function measureStartup(rig: Rig, scenario: Scenario, options: Star
       value: ratio(localWall, floorWall),
       unit: '×',
       max: 2,
-      detail: `${runs} rounds; median ${ms(median(localWall))} vs ${floorText}`,
+      detail: `${runs} rounds; median ${ms(median(localWall))} vs floor ${ms(median(floorWall))}`,
     },
     {
       group: '2',
@@ -107,7 +107,7 @@ export async function measureStartup(rig: Rig, scenario: Scenario, options: Star
       value: ratio(localRss, floorRss),
       unit: '×',
       max: 1.25,
-      detail: `${runs} rounds; median ${mb(median(localRss))} vs ${floorText}`,
+      detail: `${runs} rounds; median ${mb(median(localRss))} vs floor ${mb(median(floorRss))}`,
     },
     {
       group: '2',
@@ -115,9 +115,9 @@ export async function measureStartup(rig: Rig, scenario: Scenario, options: Star
       value: ratio(vaultRss, floorRss),
       unit: '×',
       max: 1.5,
-      detail: `${runs} rounds; median ${mb(median(vaultRss))}, wall ${ms(median(vaultWall))} (${ratio(vaultWall, floorWall).toFixed(2)} × floor) vs ${floorText}`,
+      detail: `${runs} rounds; median ${mb(median(vaultRss))} vs floor ${mb(median(floorRss))}; its wall ${ms(median(vaultWall))} (${fmt(ratio(vaultWall, floorWall))} × floor)`,
     },
   );
-  for (const row of rows.slice(1)) log(`  ${row.figure}: ${row.value.toFixed(2)}`);
+  for (const row of rows.slice(1)) log(`  ${row.figure}: ${fmt(row.value)}`);
   return rows;
 }

@@ -54,13 +54,13 @@ export function renderTable(rows: readonly Row[]): string {
 
 /** The same rows as a Markdown table, details included, ready for BENCHMARKS.md. */
 export function renderMarkdown(rows: readonly Row[]): string {
-  const escape = (s: string) => s.replaceAll('|', '\\|');
+  const cell = (s: string) => s.replaceAll('|', '\\|');
   return [
     '| # | figure | value | target | | how it was made |',
     '| --- | --- | --- | --- | --- | --- |',
     ...rows.map(
       (r) =>
-        `| ${r.group} | ${escape(r.figure)} | ${fmt(r.value)} ${r.unit} | ${target(r)} | ${verdict(r)} | ${escape(r.detail)} |`,
+        `| ${r.group} | ${cell(r.figure)} | ${fmt(r.value)} ${r.unit} | ${target(r)} | ${verdict(r)} | ${cell(r.detail)} |`,
     ),
   ].join('\n');
 }
