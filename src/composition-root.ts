@@ -24,7 +24,9 @@ async function buildStore(config: Config, logger: Logger): Promise<ObjectStore> 
   // module evaluation, which blocks the event loop) loads while the Vault answers are on their way.
   const { resolveOciAuth } = await import('./secrets/resolve-credentials.js');
   const credentials = resolveOciAuth(process.env);
-  const sdk = new Promise<void>((resolve) => setImmediate(resolve)).then(() => import('./store/oci-store.js'));
+  const sdk = new Promise<void>((resolve) => setImmediate(resolve)).then(
+    () => import('./store/oci-store.js'),
+  );
   sdk.catch(() => {});
   const [{ auth, source }, { createOciStore }] = await Promise.all([credentials, sdk]);
   logger.debug({ source }, 'OCI credentials resolved');

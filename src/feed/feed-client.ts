@@ -9,8 +9,9 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, type Dispatcher, interceptors, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { CollectorError } from '../errors.js';
+import { Agent, redirectInterceptor, request } from '../http/undici-parts.js';
 import { BodyDecodeError, BodyTooLargeError, readBody } from './read-body.js';
 
 export type FeedRetryOptions = {
@@ -105,7 +106,7 @@ export async function fetchFeed(options: FeedOptions): Promise<FeedResult> {
     options.dispatcher ??
     new Agent({ connect: { timeout: options.connectTimeoutMs ?? FEED_DEFAULTS.connectTimeoutMs } });
   const ownAgent = base === options.dispatcher ? undefined : base;
-  const dispatcher = base.compose(interceptors.redirect({ maxRedirections: FEED_DEFAULTS.maxRedirections }));
+  const dispatcher = base.compose(redirectInterceptor({ maxRedirections: FEED_DEFAULTS.maxRedirections }));
 
   const tally = (attempts: number): string =>
     attempts > 1 ? ` (${attempts} attempts in ${seconds(elapsed())})` : '';
@@ -176,9 +177,8 @@ async function attemptOnce(
   signal: AbortSignal,
 ): Promise<Omit<FeedResult, 'attempts' | 'ms'>> {
   const maxBodyBytes = options.maxBodyBytes ?? FEED_DEFAULTS.maxBodyBytes;
-  const response = await request(url, {
+  const response = await request(url, dispatcher, {
     method: 'GET',
-    dispatcher,
     signal,
     headers: {
       'user-agent': options.userAgent,

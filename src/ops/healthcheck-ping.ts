@@ -9,8 +9,8 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { request } from 'undici';
 import { CollectorError } from '../errors.js';
+import { Agent, request } from '../http/undici-parts.js';
 
 export type PingKind = 'start' | 'success' | 'fail';
 
@@ -63,11 +63,13 @@ export function createPinger(url: string | undefined, options: PingerOptions = {
   const path = base.pathname.replace(/\/+$/, '');
 
   const ping = async (kind: PingKind, body: string | undefined): Promise<void> => {
+    // One connection pool per ping, closed after it, so a ping never keeps the process alive.
+    const agent = new Agent({ connect: { timeout: timeoutMs } });
     const target = new URL(base);
     target.pathname = kind === 'success' ? path || '/' : `${path}/${kind}`;
     target.searchParams.set('rid', runId);
     try {
-      const response = await request(target, {
+      const response = await request(target, agent, {
         method: body === undefined ? 'GET' : 'POST',
         headers: {
           'user-agent': userAgent,
@@ -90,6 +92,8 @@ export function createPinger(url: string | undefined, options: PingerOptions = {
       } catch {
         // A throwing callback must not turn a ping into a failed run.
       }
+    } finally {
+      await agent.destroy().catch(() => {});
     }
   };
 
