@@ -53,14 +53,8 @@ function coreRun(
     lap('metadata out');
     return claimed;
   }
-  // As settleOwnClaim: the claim as written is parsed back, then settled.
-  const settled = settleClaim(
-    parseSeenState(claimed),
-    'bench',
-    plan.claim.objects,
-    plan.feedIds,
-    MAX_SEEN_IDS,
-  );
+  // As settleOwnClaim: the claim is settled from the state this run wrote (no parse back).
+  const settled = settleClaim(plan.next, 'bench', plan.claim.objects, plan.feedIds, MAX_SEEN_IDS);
   const committed = serializeSeenState(settled, now);
   lap('metadata out');
   return committed;

@@ -39,35 +39,38 @@ export function validateFeed(elements: readonly unknown[]): ValidatedFeed {
   const quarantined: QuarantinedElement[] = [];
   const byId = new Map<number, FeedEvent>();
   let repeatedInResponse = 0;
-  elements.forEach((element, index) => {
-    const quarantine = (reason: string) => {
-      quarantined.push({ index, line: JSON.stringify(element) ?? 'null', reason });
-    };
+  for (let index = 0; index < elements.length; index++) {
+    const element = elements[index];
+    let reason: string | undefined;
     if (element === null || typeof element !== 'object' || Array.isArray(element)) {
-      quarantine('element is not a JSON object');
-      return;
+      reason = 'element is not a JSON object';
+    } else {
+      const raw = element as Record<string, unknown>;
+      const id = raw.id;
+      const time =
+        typeof id === 'number' && Number.isSafeInteger(id) && id > 0
+          ? parseEventDatetime(raw.datetime)
+          : undefined;
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0)
+        reason = 'missing or non-integer "id"';
+      else if (!time) reason = `unparseable "datetime" in event ${id}`;
+      else {
+        const earlier = byId.get(id);
+        if (!earlier) {
+          const event: FeedEvent = { id, raw, time };
+          byId.set(id, event);
+          events.push(event);
+          continue;
+        }
+        // Same content (key order aside) is a repeat; different content under one id cannot be stored as one event.
+        if (canonicalJson(earlier.raw) === canonicalJson(raw)) {
+          repeatedInResponse++;
+          continue;
+        }
+        reason = `event ${id} appears twice in one response with different content`;
+      }
     }
-    const raw = element as Record<string, unknown>;
-    const id = raw.id;
-    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id <= 0) {
-      quarantine('missing or non-integer "id"');
-      return;
-    }
-    const time = parseEventDatetime(raw.datetime);
-    if (!time) {
-      quarantine(`unparseable "datetime" in event ${id}`);
-      return;
-    }
-    const earlier = byId.get(id);
-    if (earlier) {
-      // Same content (key order aside) is a repeat; different content under one id cannot be stored as one event.
-      if (canonicalJson(earlier.raw) === canonicalJson(raw)) repeatedInResponse++;
-      else quarantine(`event ${id} appears twice in one response with different content`);
-      return;
-    }
-    const event: FeedEvent = { id, raw, time };
-    byId.set(id, event);
-    events.push(event);
-  });
+    quarantined.push({ index, line: JSON.stringify(element) ?? 'null', reason });
+  }
   return { events, quarantined, repeatedInResponse };
 }

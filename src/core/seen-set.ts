@@ -18,6 +18,7 @@ import {
   decodeRanges,
   EMPTY_RANGES,
   encodeRanges,
+  hasId,
   type IdRanges,
   rangesFromIds,
 } from './id-ranges.js';
@@ -53,6 +54,8 @@ export interface SeenState {
   /** `new`: no metadata yet; `python`: written by the Python collector (seen_ids only). */
   format: 'new' | 'python' | 'v2';
   stored: IdRanges;
+  /** `stored` as read, with its encoding: serialising an unchanged `stored` reuses the text. */
+  storedAsRead?: { ranges: IdRanges; encoded: string };
   /** Retained ids → fingerprint ('' when not known, e.g. after upgrading Python metadata). */
   retained: Map<number, string>;
   quarantineFps: string[];
@@ -175,13 +178,15 @@ export function parseSeenState(body: string | undefined): SeenState {
   }
 
   let stored: IdRanges;
+  let storedAsRead: SeenState['storedAsRead'];
   try {
     stored = typeof d.stored_ids === 'string' ? decodeRanges(d.stored_ids) : EMPTY_RANGES;
+    if (typeof d.stored_ids === 'string') storedAsRead = { ranges: stored, encoded: d.stored_ids };
   } catch (error) {
     throw new MetadataFormatError(`"stored_ids" is corrupt (${(error as Error).message})`);
   }
   // seen_ids are stored by definition, even if an older writer forgot to record them in stored_ids.
-  stored = addIds(stored, seenIds);
+  if (!seenIds.every((id) => hasId(stored, id))) stored = addIds(stored, seenIds);
   const fpsAligned = typeof d.fingerprints === 'string' && d.fingerprints_of === seenIdsDigest(seenIds);
   const fps = fpsAligned ? chunk(d.fingerprints as string, FINGERPRINT_LENGTH) : [];
   const retained = new Map<number, string>();
@@ -193,6 +198,7 @@ export function parseSeenState(body: string | undefined): SeenState {
   return {
     format: 'v2',
     stored,
+    ...(storedAsRead?.ranges === stored ? { storedAsRead } : {}),
     retained,
     quarantineFps:
       typeof d.quarantine_fingerprints === 'string'
@@ -214,7 +220,8 @@ export function serializeSeenState(state: SeenState, now: Date): string {
     last_updated: now.toISOString(),
     total_tracked: countIds(state.stored),
     format: METADATA_FORMAT,
-    stored_ids: encodeRanges(state.stored),
+    stored_ids:
+      state.storedAsRead?.ranges === state.stored ? state.storedAsRead.encoded : encodeRanges(state.stored),
     fingerprints: seenIds.map((id) => state.retained.get(id) || UNKNOWN_FP).join(''),
     fingerprints_of: seenIdsDigest(seenIds),
     quarantine_fingerprints: state.quarantineFps.join(''),

@@ -257,7 +257,7 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
 
   // 5. Settle the claim: exactly the objects that exist become stored.
   const committed = await timed('commit', () =>
-    settleOwnClaim(store, metaName, meta!, run, written, plan.feedIds, options),
+    settleOwnClaim(store, metaName, { object: meta!, state: plan.next }, run, written, plan.feedIds, options),
   );
   summary.casRetries += committed.retries;
   summary.metadataBytes = committed.bytes;
@@ -314,15 +314,16 @@ async function writeObject(store: ObjectStore, object: PlannedObject, signal: Ab
 async function settleOwnClaim(
   store: ObjectStore,
   metaName: string,
-  claimed: StoredObject,
+  claimed: { object: StoredObject; state: SeenState },
   run: string,
   written: ClaimedObject[],
   feedIds: Set<number>,
   options: CollectOptions,
 ): Promise<{ state: SeenState; bytes: number; retries: number }> {
-  let meta: StoredObject | undefined = claimed;
+  let meta: StoredObject | undefined = claimed.object;
   for (let attempt = 1; ; attempt++) {
-    const current = parseState(meta, metaName);
+    // The first attempt starts from the claim as this run wrote it (no need to parse it back).
+    const current = attempt === 1 ? claimed.state : parseState(meta, metaName);
     const next = settleClaim(current, run, written, feedIds, options.maxSeenIds);
     if (!current.pending.some((c) => c.run === run)) {
       // Another run reconciled our claim (it outlived its deadline): it recorded what existed then.
