@@ -15,6 +15,7 @@ import {
   TEST_SECRET_ID,
   TEST_VAULT_TOKEN,
 } from './support/production-servers.js';
+import { loadReplay, REPLAY_SKIP_REASON, replayFileAvailable, responseBody } from './support/replay-file.js';
 import { census, duplicates } from './support/store-contents.js';
 import { syntheticEvent } from './support/store-fixtures.js';
 import { createTestKey, testKey, testOciApiKey } from './support/test-keys.js';
@@ -158,6 +159,37 @@ describe('collect with the OCI store and credentials from Vault', () => {
     expect(result.code, result.stdout).toBe(0);
     expect(summaryLine(result)).toMatchObject({ new: 2 });
   });
+
+  it.skipIf(!replayFileAvailable())(
+    'replays a slice of the recorded feed onto OCI: every id once, none misplaced',
+    async () => {
+      const replay = await loadReplay();
+      // 25 consecutive recorded responses, one collect process each, as cron runs it.
+      const slice = replay.responses.slice(1070, 1095);
+      const expected = new Set<number>();
+      let emptyBodies = 0;
+      for (const response of slice) {
+        feed.setBody(responseBody(replay, response));
+        const result = await runCli(['collect'], env());
+        if (response.versions) {
+          for (const v of response.versions) expected.add((replay.versions[v] as { id: number }).id);
+          expect(result.code, result.stdout).toBe(0);
+        } else {
+          emptyBodies++;
+          expect(result.code).toBe(1);
+        }
+      }
+      expect(emptyBodies).toBe(1); // response 1083 of the file is an empty body
+      const c = census(bucketObjects());
+      expect(duplicates(c)).toEqual([]);
+      expect(new Set(c.events.keys())).toEqual(expected);
+      expect(c.misplaced).toBe(0);
+      expect(c.metadata?.pending).toEqual([]);
+      feed.setBody(body);
+    },
+    120_000,
+  );
+  if (!replayFileAvailable()) it.skip(REPLAY_SKIP_REASON, () => {});
 
   it('uses the default bucket with COLLECTOR_STORE=oci and OCI_NAMESPACE', async () => {
     bucket = TEST_BUCKET;
