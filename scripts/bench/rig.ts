@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type FeedTestServer, startFeedServer } from '../../test/support/feed-server.js';
 import { type OciTestObject, type OciTestServer, startOciServer } from '../../test/support/oci-server.js';
+import { putKeyInVault } from '../../test/support/production-servers.js';
 import { ociKeyId, testKey, testOciApiKey } from '../../test/support/test-keys.js';
 import { startVaultServer, type VaultTestServer } from '../../test/support/vault-server.js';
 
@@ -80,17 +81,7 @@ export async function startRig(): Promise<Rig> {
   const roleId = `bench-role-${randomBytes(4).toString('hex')}`;
   const secretId = randomBytes(16).toString('hex');
   vault.addAppRole(roleId, secretId);
-  vault.setSecret(
-    'secret/polisen-collector',
-    {
-      user: apiKey.user,
-      tenancy: apiKey.tenancy,
-      fingerprint: apiKey.fingerprint,
-      private_key: apiKey.privateKey,
-      region: apiKey.region,
-    },
-    2,
-  );
+  putKeyInVault(vault, apiKey);
 
   const ociStore = {
     COLLECTOR_STORE: `oci://${NAMESPACE}/${BUCKET}`,

@@ -14,6 +14,7 @@ import {
   rangesFromIds,
   unionRanges,
 } from '../../src/core/id-ranges.js';
+import { prng } from '../support/prng.js';
 
 const REPLAY_FILE = fileURLToPath(
   new URL('../../../shared/data/polisen-replay-2023.jsonl.gz', import.meta.url),
@@ -21,18 +22,6 @@ const REPLAY_FILE = fileURLToPath(
 const replayAvailable = existsSync(REPLAY_FILE);
 if (!replayAvailable)
   console.warn(`replay file not found at ${REPLAY_FILE}; the replay encoding-size test is skipped`);
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Independent model of what ranges must be: the sorted distinct ids, grouped into maximal runs. */
 function expectedRanges(ids: Iterable<number>): number[] {

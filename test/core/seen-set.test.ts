@@ -16,21 +16,10 @@ import {
   settleClaim,
   trimRetained,
 } from '../../src/core/seen-set.js';
+import { prng } from '../support/prng.js';
 
 const NOW = new Date('2024-03-01T12:00:00.000Z');
 const NO_PROTECT: ReadonlySet<number> = new Set();
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const fp = (n: number) => fingerprintEvent({ id: n, name: `event ${n}` });
 

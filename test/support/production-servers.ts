@@ -2,6 +2,8 @@
  * The production path on loopback: an OCI Object Storage test server that verifies signatures and
  * a Vault test server holding the OCI API key, with the environment a CLI run needs to use them.
  */
+
+import type { OciApiKey } from '../../src/secrets/credentials.js';
 import { type OciTestServer, startOciServer } from './oci-server.js';
 import { ociKeyId, testKey, testOciApiKey } from './test-keys.js';
 import { startVaultServer, type VaultTestServer } from './vault-server.js';
@@ -11,6 +13,21 @@ export const TEST_BUCKET = 'polisen-events-collector';
 export const TEST_VAULT_TOKEN = 'hvs.test-token-for-the-local-test-server';
 export const TEST_ROLE_ID = 'test-role-id';
 export const TEST_SECRET_ID = 'test-secret-id-for-the-local-test-server';
+
+/** Stores an OCI API key in the Vault test server where the collector reads it (KV v2, secret/data/polisen-collector). */
+export function putKeyInVault(vault: VaultTestServer, apiKey: OciApiKey): void {
+  vault.setSecret(
+    'secret/polisen-collector',
+    {
+      user: apiKey.user,
+      tenancy: apiKey.tenancy,
+      fingerprint: apiKey.fingerprint,
+      private_key: apiKey.privateKey,
+      region: apiKey.region ?? 'eu-stockholm-1',
+    },
+    2,
+  );
+}
 
 export interface ProductionServers {
   oci: OciTestServer;
@@ -31,17 +48,7 @@ export async function startProductionServers(): Promise<ProductionServers> {
   ]);
   vault.addToken(TEST_VAULT_TOKEN);
   vault.addAppRole(TEST_ROLE_ID, TEST_SECRET_ID);
-  vault.setSecret(
-    'secret/polisen-collector',
-    {
-      user: apiKey.user,
-      tenancy: apiKey.tenancy,
-      fingerprint: apiKey.fingerprint,
-      private_key: apiKey.privateKey,
-      region: 'eu-stockholm-1',
-    },
-    2,
-  );
+  putKeyInVault(vault, apiKey);
   return {
     oci,
     vault,
