@@ -180,9 +180,10 @@ describe('fetchFeed against the local feed server', () => {
     expect(error.code).toBe('E_FEED_HTTP');
     expect(error.message).toContain('no time left to retry within 0.7 s');
     expect(ms).toBeLessThan(700);
-    // Delays of 50–100, 100–200, 200–400 ms fit; the 4th does not.
+    // Delays are half fixed, half random: 50–100, 100–200, 200–400, then 200–400 ms (capped). The first
+    // three always fit in 0.7 s; a fourth fits only when the draws are low (at least 550 ms in all).
     expect(server.requests.length).toBeGreaterThanOrEqual(3);
-    expect(server.requests.length).toBeLessThanOrEqual(4);
+    expect(server.requests.length).toBeLessThanOrEqual(5);
   });
 
   it('reports a truncated JSON body as E_FEED_BODY with the position, not retried', async () => {
