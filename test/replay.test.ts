@@ -2,9 +2,9 @@
  * The replay script end to end: recorded responses → one real `collect` process each → audit. Runs the
  * built CLI (npm test builds first).
  */
-import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../src/core/fingerprint.js';
+import { runChild } from './support/child-process.js';
 import { assertBuilt, PROJECT_ROOT } from './support/cli.js';
 import { loadReplay, REPLAY_FILE, REPLAY_SKIP_REASON, replayFileAvailable } from './support/replay-file.js';
 
@@ -46,35 +46,20 @@ interface Run {
   stderr: string;
 }
 
-function replay(from: number, count: number): Promise<Run> {
+async function replay(from: number, count: number): Promise<Run> {
   assertBuilt();
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      'npx',
-      ['tsx', 'scripts/replay.ts', REPLAY_FILE, '--from', String(from), '--count', String(count)],
-      { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      let output: ReplayOutput | undefined;
-      try {
-        output = JSON.parse(stdout) as ReplayOutput;
-      } catch {
-        output = undefined;
-      }
-      resolve({ code, output, stderr });
-    });
-  });
+  const run = await runChild(
+    'npx',
+    ['tsx', 'scripts/replay.ts', REPLAY_FILE, '--from', String(from), '--count', String(count)],
+    { cwd: PROJECT_ROOT, env: process.env, timeoutMs: 150_000 },
+  );
+  let output: ReplayOutput | undefined;
+  try {
+    output = JSON.parse(run.stdout) as ReplayOutput;
+  } catch {
+    output = undefined;
+  }
+  return { code: run.code, output, stderr: run.stderr };
 }
 
 /** What the slice served, computed here, not by the script: non-array bodies and content changes. */

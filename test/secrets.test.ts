@@ -3,10 +3,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CollectorError } from '../src/errors.js';
 import { readOciKeyFromConfigFile } from '../src/secrets/oci-config-file.js';
 import { describeCredentialSettingsProblems, resolveOciAuth } from '../src/secrets/resolve-credentials.js';
 import { validateOciApiKey } from '../src/secrets/validate-oci-key.js';
+import { expectCollectorError } from './support/expect-failure.js';
 import { startVaultServer, type VaultTestServer } from './support/vault-server.js';
 
 // Throwaway keys made for this run only: never committed.
@@ -33,15 +33,8 @@ const TENANCY = 'ocid1.tenancy.oc1..aaaaaaaatenancy';
 const good = { user: USER, tenancy: TENANCY, fingerprint, private_key: privateKey, region: 'eu-stockholm-1' };
 const SOURCE = 'Vault secret secret/data/polisen-collector';
 
-async function failure(fn: () => Promise<unknown>): Promise<CollectorError> {
-  try {
-    await fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(CollectorError);
-    return error as CollectorError;
-  }
-  throw new Error('expected a failure');
-}
+/** Runs `fn`, which must fail, and returns the CollectorError. */
+const failure = (fn: () => Promise<unknown>) => expectCollectorError(fn);
 
 describe('validateOciApiKey', () => {
   it('accepts a complete key and maps the fields', () => {

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CollectorError } from '../src/errors.js';
+import type { CollectorError } from '../src/errors.js';
 import { readOciKeyFromVault } from '../src/secrets/vault-source.js';
+import { expectCollectorError } from './support/expect-failure.js';
 import { startVaultServer, type VaultTestServer } from './support/vault-server.js';
 
 // A throwaway key made for this run only: never committed.
@@ -63,15 +64,7 @@ afterEach(() => {
 });
 
 /** Runs `fn`, which must fail, and returns the CollectorError. */
-async function failure(fn: () => Promise<unknown>): Promise<CollectorError> {
-  try {
-    await fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(CollectorError);
-    return error as CollectorError;
-  }
-  throw new Error('expected a failure');
-}
+const failure = (fn: () => Promise<unknown>) => expectCollectorError(fn);
 
 /** No secret in the message, the JSON form, or anything inspect shows (cause, hidden properties, stack). */
 function expectNoSecrets(error: CollectorError, secrets: string[]) {

@@ -2,8 +2,9 @@
  * Runs a Node child process and measures its wall time (here, from spawn to exit) and its peak RSS
  * (GNU time's %M, from the kernel's rusage), so the child loads exactly what it would load under cron.
  */
-import { spawn } from 'node:child_process';
+
 import { existsSync } from 'node:fs';
+import { runChild } from '../../test/support/child-process.js';
 
 const GNU_TIME = '/usr/bin/time';
 const MARKER = 'BENCH_MAXRSS_KB=';
@@ -25,39 +26,18 @@ export function assertGnuTime(): void {
 }
 
 /** `node ...args` with exactly `env` (nothing inherited), under GNU time. */
-export function measureNode(
+export async function measureNode(
   args: readonly string[],
   env: Record<string, string>,
   timeoutMs = 60_000,
 ): Promise<ChildMeasurement> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(GNU_TIME, ['-f', `${MARKER}%M`, process.execPath, ...args], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const wallMs = performance.now() - t0;
-      clearTimeout(timer);
-      const at = stderr.lastIndexOf(MARKER);
-      const maxRssKb = at < 0 ? Number.NaN : Number.parseInt(stderr.slice(at + MARKER.length), 10);
-      if (!Number.isFinite(maxRssKb)) {
-        reject(new Error(`no peak RSS from ${GNU_TIME} for node ${args.join(' ')}: ${stderr.slice(-500)}`));
-        return;
-      }
-      resolve({ wallMs, maxRssKb, code, stdout, stderr: stderr.slice(0, at) });
-    });
-  });
+  const run = await runChild(GNU_TIME, ['-f', `${MARKER}%M`, process.execPath, ...args], { env, timeoutMs });
+  const at = run.stderr.lastIndexOf(MARKER);
+  const maxRssKb = at < 0 ? Number.NaN : Number.parseInt(run.stderr.slice(at + MARKER.length), 10);
+  if (!Number.isFinite(maxRssKb)) {
+    throw new Error(`no peak RSS from ${GNU_TIME} for node ${args.join(' ')}: ${run.stderr.slice(-500)}`);
+  }
+  return { wallMs: run.ms, maxRssKb, code: run.code, stdout: run.stdout, stderr: run.stderr.slice(0, at) };
 }
 
 /** Like measureNode, but a non-zero exit is an error (the benchmark must only time runs that worked). */
