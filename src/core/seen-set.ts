@@ -214,7 +214,7 @@ export function parseSeenState(body: string | undefined): SeenState {
 
 /** Serialises the state; the Python collector's fields come first and keep their meaning. */
 export function serializeSeenState(state: SeenState, now: Date): string {
-  const seenIds = [...state.retained.keys()].sort((a, b) => b - a);
+  const seenIds = descending(state.retained.keys());
   const doc: Record<string, unknown> = {
     seen_ids: seenIds,
     last_updated: now.toISOString(),
@@ -243,12 +243,17 @@ export function trimRetained(
   max: number,
 ): Map<number, string> {
   if (retained.size <= max) return retained;
-  const ids = [...retained.keys()].sort((a, b) => {
-    const pa = protect.has(a) ? 1 : 0;
-    const pb = protect.has(b) ? 1 : 0;
-    return pb - pa || b - a;
-  });
-  return new Map(ids.slice(0, max).map((id) => [id, retained.get(id)!]));
+  // Split first, then sort numbers natively: this runs on every run that stores something.
+  const protectedIds: number[] = [];
+  const others: number[] = [];
+  for (const id of retained.keys()) (protect.has(id) ? protectedIds : others).push(id);
+  const keep = descending(protectedIds).slice(0, max);
+  if (keep.length < max) keep.push(...descending(others).slice(0, max - keep.length));
+  return new Map(keep.map((id) => [id, retained.get(id)!]));
+}
+
+function descending(ids: Iterable<number>): number[] {
+  return Array.from(Float64Array.from(ids).sort()).reverse();
 }
 
 /**
