@@ -12,12 +12,10 @@
  *
  * Logging: the SDK logs through `LOG.logger` (routed to our logger) and also calls console.* directly
  * (its retrier, the instance-principal federation client). Those direct calls are redirected only while
- * one of our SDK calls is on the async stack (AsyncLocalStorage), so stdout stays clean and nobody
+ * one of our SDK calls is on the async stack (see oci-sdk-scope.ts), so stdout stays clean and nobody
  * else's console output is touched.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { format } from 'node:util';
 import {
   CircuitBreaker,
   DefaultRequestSigner,
@@ -25,7 +23,6 @@ import {
   type HttpClient,
   type HttpRequest,
   InstancePrincipalsAuthenticationDetailsProviderBuilder,
-  LOG,
   MaxAttemptsTerminationStrategy,
   NoRetryConfigurationDetails,
   OciError,
@@ -38,12 +35,16 @@ import { fetch as undiciFetch } from 'undici';
 import { CollectorError, PreconditionFailedError } from '../errors.js';
 import type { OciAuth } from '../secrets/credentials.js';
 import type { ObjectStore, PutOptions, StoredObject } from './object-store.js';
+import {
+  consoleSink,
+  type OciStoreLogger,
+  routeSdkConsole,
+  routeSdkLog,
+  type SdkCallScope,
+  sdkScope,
+} from './oci-sdk-scope.js';
 
-export interface OciStoreLogger {
-  warn(obj: object, msg: string): void;
-  /** Retries go here when given: a retry that then succeeds is not worth a warning. */
-  debug?(obj: object, msg: string): void;
-}
+export type { OciStoreLogger };
 
 export interface OciStoreOptions {
   namespace: string;
@@ -71,72 +72,19 @@ const BACKOFF_CAP_MS = 8_000;
 const MAX_LIST_PAGES = 10_000;
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 /** Lines the SDK retrier prints for each failed call; our own errors and retry logs say more. */
-const SDK_RETRIER_LINES =
-  /^(Request cannot be retried|All retry attempts have exhausted|Request failed with Exception)/;
-
-// ---------------------------------------------------------------------------------------------
-// Scope of one SDK call: its console sink, its abort signal, and what the transport saw.
-
-interface SdkCallScope {
-  console(method: ConsoleMethod, args: unknown[]): void;
-  signal?: AbortSignal;
-  /** Retry-After of the last answer, in ms. */
-  retryAfterMs?: number;
-  /** The error fetch threw; the SDK retrier replaces it with a plain object without the cause. */
-  transportError?: unknown;
-}
-
-const sdkScope = new AsyncLocalStorage<SdkCallScope>();
-
-const CONSOLE_METHODS = ['log', 'info', 'warn', 'error', 'debug'] as const;
-type ConsoleMethod = (typeof CONSOLE_METHODS)[number];
-const routedConsoleFunctions = new WeakSet<object>();
-
 /**
- * Makes console.* send lines written inside an SDK call to that call's sink. Re-checked on every call,
- * so a console method replaced later (a test spy, another library) is wrapped again; lines outside an
- * SDK call go to whatever console method was there before.
+ * The SDK sends through the global `fetch`. Importing undici 7's index (this module does, for its fetch;
+ * any other module might) installs its Agent as the process-wide dispatcher, which Node 20's bundled
+ * fetch (undici 6) then drives with headers it rejects ("invalid content-length header",
+ * UND_ERR_INVALID_ARG on every PUT). Routing the SDK through undici 7's own fetch keeps one consistent
+ * HTTP stack in the process, whatever else loads undici.
  */
-function routeSdkConsole(): void {
-  for (const method of CONSOLE_METHODS) {
-    const previous = console[method];
-    if (routedConsoleFunctions.has(previous)) continue;
-    const routed = (...args: unknown[]): void => {
-      const scope = sdkScope.getStore();
-      if (scope === undefined) previous.apply(console, args);
-      else scope.console(method, args);
-    };
-    routedConsoleFunctions.add(routed);
-    console[method] = routed;
-  }
-}
-
-function consoleSink(logger: OciStoreLogger | undefined): SdkCallScope['console'] {
-  return (method, args) => {
-    const line = format(...args);
-    if (logger === undefined || SDK_RETRIER_LINES.test(line) || method === 'debug') return;
-    logger.warn({ source: 'oci-sdk', console: method }, line.slice(0, 1000));
-  };
-}
-
-function routeSdkLog(logger: OciStoreLogger): void {
-  const toWarn = (...args: unknown[]): void =>
-    logger.warn({ source: 'oci-sdk' }, format(...args).slice(0, 1000));
-  const ignore = (): void => {};
-  LOG.logger = { level: 'warn', debug: ignore, info: ignore, trace: ignore, warn: toWarn, error: toWarn };
-}
+globalThis.fetch = undiciFetch as unknown as typeof globalThis.fetch;
 
 /**
  * The SDK's fetch client, made per request so each attempt carries its own abort signal, and watched so
  * the retry loop sees Retry-After and the real transport error.
  */
-/**
- * The SDK sends through the global `fetch`. Importing undici 7 (the feed client does) installs its
- * Agent as the process-wide dispatcher, which Node 20's bundled fetch (undici 6) then drives with
- * headers it rejects ("invalid content-length header", UND_ERR_INVALID_ARG on every PUT). Routing the
- * SDK through undici 7's own fetch keeps one consistent HTTP stack in the process.
- */
-globalThis.fetch = undiciFetch as unknown as typeof globalThis.fetch;
 
 class ScopedHttpClient implements HttpClient {
   constructor(private readonly signer: RequestSigner) {}
