@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { type ValidatedFeed, validateFeed } from '../core/event-validation.js';
+import { countIds } from '../core/id-ranges.js';
 import {
   assembleRunPlan,
   type Gap,
@@ -232,7 +233,7 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
     ms,
   };
   if (options.dryRun || !plan.claim) {
-    summary.storedIds = countStored(plan.next);
+    summary.storedIds = countIds(plan.next.stored);
     ms.total = performance.now() - started;
     return summary;
   }
@@ -248,7 +249,7 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
     const object = plan.objects[i]!;
     if (result.status === 'fulfilled') {
       written.push(claim.objects[i]!);
-      summary.bytesWritten += Buffer.byteLength(object.body);
+      summary.bytesWritten += summary.objects[i]!.bytes;
     } else {
       summary.failedObjects.push(object.name);
       logger.error({ object: object.name, err: describe(result.reason) }, 'object write failed');
@@ -262,7 +263,7 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
   summary.casRetries += committed.retries;
   summary.metadataBytes = committed.bytes;
   summary.seenIds = committed.state.retained.size;
-  summary.storedIds = countStored(committed.state);
+  summary.storedIds = countIds(committed.state.stored);
   ms.total = performance.now() - started;
   if (summary.failedObjects.length > 0) {
     summary.outcome = 'failed';
@@ -278,12 +279,6 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
     );
   }
   return summary;
-}
-
-function countStored(state: SeenState): number {
-  let n = 0;
-  for (let i = 0; i < state.stored.length; i += 2) n += state.stored[i + 1]! - state.stored[i]! + 1;
-  return n;
 }
 
 function describe(error: unknown): string {
