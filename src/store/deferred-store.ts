@@ -13,5 +13,6 @@ export function deferredStore(ready: Promise<ObjectStore>, description: string):
     get: async (name, options) => (await ready).get(name, options),
     put: async (name, body, options) => (await ready).put(name, body, options),
     list: async (prefix, options) => (await ready).list(prefix, options),
+    delete: async (name, options) => (await ready).delete(name, options),
   };
 }

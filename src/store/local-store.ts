@@ -9,7 +9,7 @@ import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CollectorError, PreconditionFailedError } from '../errors.js';
 import { isProcessAlive } from '../ops/run-lock.js';
-import type { ObjectStore, PutOptions, StoredObject } from './object-store.js';
+import type { ListOptions, ObjectStore, PutOptions, StoredObject } from './object-store.js';
 
 const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
@@ -157,7 +157,25 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async list(prefix: string): Promise<string[]> {
+  async delete(name: string, options: { ifMatch: string }): Promise<boolean> {
+    const file = this.pathOf(name);
+    try {
+      return await this.withLock(file, name, async () => {
+        const current = await this.get(name);
+        if (current === undefined) return false;
+        if (current.etag !== options.ifMatch) throw new PreconditionFailedError(name);
+        await fs.rm(file);
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof CollectorError) throw error;
+      if (isNotFound(error)) return false;
+      throw storeError('delete', name, error);
+    }
+  }
+
+  async list(prefix: string, options: ListOptions = {}): Promise<string[]> {
+    const start = options.start ?? '';
     // Walk only below the deepest directory the prefix names completely.
     const slash = prefix.lastIndexOf('/');
     const baseName = slash < 0 ? '' : prefix.slice(0, slash);
@@ -180,8 +198,10 @@ export class LocalStore implements ObjectStore {
           if (entry.name.startsWith('.')) return; // temp and lock files
           const name = relative === '' ? entry.name : `${relative}/${entry.name}`;
           if (entry.isDirectory()) {
-            if (name.startsWith(prefix) || prefix.startsWith(`${name}/`)) await walk(name);
-          } else if (entry.isFile() && name.startsWith(prefix)) {
+            // Skip directories that sort wholly before start ('/' sorts before every name character).
+            const inRange = `${name}/\uffff` >= start;
+            if (inRange && (name.startsWith(prefix) || prefix.startsWith(`${name}/`))) await walk(name);
+          } else if (entry.isFile() && name.startsWith(prefix) && name >= start) {
             names.push(name);
           }
         }),

@@ -25,6 +25,20 @@ export interface ObjectStore {
   get(name: string, options?: { signal?: AbortSignal }): Promise<StoredObject | undefined>;
   /** Writes the whole body atomically: a reader sees the old object or the new one, never a torn one. */
   put(name: string, body: Buffer, options?: PutOptions): Promise<{ etag: string }>;
-  /** Names of all objects whose name starts with prefix, in lexicographic order. */
-  list(prefix: string, options?: { signal?: AbortSignal }): Promise<string[]>;
+  /**
+   * Names of all objects whose name starts with prefix (and is not below `start`, when given), in
+   * lexicographic order.
+   */
+  list(prefix: string, options?: ListOptions): Promise<string[]>;
+  /**
+   * Removes the object, only if its current version has the ETag `ifMatch` (otherwise
+   * PreconditionFailedError). Returns false when there was no such object.
+   */
+  delete(name: string, options: { ifMatch: string; signal?: AbortSignal }): Promise<boolean>;
+}
+
+export interface ListOptions {
+  /** Only names at or after this one (lexicographically). */
+  start?: string;
+  signal?: AbortSignal;
 }

@@ -34,7 +34,7 @@ import { ObjectStorageClient } from 'oci-objectstorage';
 import { fetch as undiciFetch } from 'undici';
 import { CollectorError, PreconditionFailedError } from '../errors.js';
 import type { OciAuth } from '../secrets/credentials.js';
-import type { ObjectStore, PutOptions, StoredObject } from './object-store.js';
+import type { ListOptions, ObjectStore, PutOptions, StoredObject } from './object-store.js';
 import {
   consoleSink,
   type OciStoreLogger,
@@ -276,9 +276,30 @@ class OciStore implements ObjectStore {
     }
   }
 
-  async list(prefix: string, options: { signal?: AbortSignal } = {}): Promise<string[]> {
+  async delete(name: string, options: { ifMatch: string; signal?: AbortSignal }): Promise<boolean> {
+    try {
+      await this.call({ name: 'delete', target: name, signal: options.signal }, () =>
+        this.client.deleteObject({
+          namespaceName: this.options.namespace,
+          bucketName: this.options.bucket,
+          objectName: name,
+          ifMatch: options.ifMatch,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof OciStoreHttpError) {
+        if (error.oci.statusCode === 404 && error.oci.serviceCode === 'ObjectNotFound') return false;
+        if (isPreconditionFailure(error.oci, true))
+          throw new PreconditionFailedError(name, { cause: error.oci });
+      }
+      throw this.toCollectorError('delete', name, error);
+    }
+  }
+
+  async list(prefix: string, options: ListOptions = {}): Promise<string[]> {
     const names: string[] = [];
-    let start: string | undefined;
+    let start: string | undefined = options.start;
     try {
       for (let page = 0; page < MAX_LIST_PAGES; page++) {
         const pageStart = start;
