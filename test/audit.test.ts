@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditReport } from '../src/core/audit-report.js';
 import { createAuditAccumulator, HOLDERS_LISTED } from '../src/core/audit-report.js';
 import { rangesFromIds } from '../src/core/id-ranges.js';
+import { emptyLedger, withRecorded } from '../src/core/object-ledger.js';
 import { emptySeenState, serializeSeenState } from '../src/core/seen-set.js';
 import { auditStore } from '../src/run/audit-store.js';
 import { LocalStore } from '../src/store/local-store.js';
@@ -130,7 +131,9 @@ describe('audit of hand-made stores', () => {
     put(dir, 'events/2023/03/25/notes.txt', '');
     const state = {
       ...emptySeenState(),
-      format: 'v2' as const,
+      format: 'v3' as const,
+      // A window that starts after these objects: the ledger answers for none of them.
+      ledger: emptyLedger('2023/04/01'),
       stored: rangesFromIds([101, 102, 104, 555]),
       retained: new Map([
         [101, ''],
@@ -164,7 +167,7 @@ describe('audit of hand-made stores', () => {
     });
     expect(report.quarantine.lines).toBe(1);
     expect(report.metadata).toMatchObject({
-      format: 'v2',
+      format: 'v3',
       storedIds: 4,
       notRecorded: { count: 1, examples: [105] },
       notFound: { count: 1, examples: [555] },
@@ -206,10 +209,10 @@ describe('audit of hand-made stores', () => {
       get: (name) => local.get(name),
       list: (prefix) => local.list(prefix),
       put: () => Promise.reject(new Error('the audit must not write')),
+      delete: () => Promise.reject(new Error('the audit must not delete')),
     };
-    const now = new Date('2024-01-01T00:00:00Z');
-    const one = await auditStore(readOnly, { prefix: '', concurrency: 1, now });
-    const many = await auditStore(readOnly, { prefix: '', concurrency: 64, now });
+    const one = await auditStore(readOnly, { prefix: '', concurrency: 1 });
+    const many = await auditStore(readOnly, { prefix: '', concurrency: 64 });
     expect(many).toEqual(one);
   });
 
@@ -239,7 +242,12 @@ describe('audit of hand-made stores', () => {
       'events/2023/03/25/events-1.jsonl',
       jsonl([event(5, '2023-03-25 10:00:00 +01:00')]),
     );
-    const state = { ...emptySeenState(), format: 'v2' as const, stored: [1, 1_000_000_000] };
+    const state = {
+      ...emptySeenState(),
+      format: 'v3' as const,
+      ledger: emptyLedger('2023/04/01'),
+      stored: [1, 1_000_000_000],
+    };
     accumulator.addMetadata(serializeSeenState(state, new Date()));
     const started = performance.now();
     const report = accumulator.report();
@@ -247,6 +255,30 @@ describe('audit of hand-made stores', () => {
     expect(report.metadata.notFound?.count).toBe(999_999_999);
     expect(report.metadata.notFound?.examples).toHaveLength(50);
     expect(report.metadata.notFound?.examples.slice(0, 5)).toEqual([1, 2, 3, 4, 6]);
+  });
+
+  it('names objects in the window that the metadata has not recorded yet, as a note', async () => {
+    const store = freshDir();
+    put(store, 'events/2023/03/25/events-1679700000.jsonl', jsonl([event(5, '2023-03-25 10:00:00 +01:00')]));
+    // Written by a run that died before recording it: 6 is in no recorded object.
+    put(store, 'events/2023/03/25/events-1679703600.jsonl', jsonl([event(6, '2023-03-25 11:00:00 +01:00')]));
+    const ledger = withRecorded(emptyLedger('2023/03/20'), [
+      { kind: 'events', partition: 'events/2023/03/25', datePath: '2023/03/25', unix: 1679700000 },
+    ]);
+    const state = { ...emptySeenState(), format: 'v3' as const, ledger, stored: rangesFromIds([5]) };
+    put(store, 'metadata/last_seen.json', serializeSeenState(state, new Date('2023-03-25T12:00:00Z')));
+    const report = await auditStore(new LocalStore(store), { prefix: '' });
+    expect(report.ok).toBe(true);
+    expect(report.metadata).toMatchObject({
+      format: 'v3',
+      notRecorded: { count: 0 },
+      unrecordedIds: 1,
+      unrecordedObjects: { count: 1, examples: ['events/2023/03/25/events-1679703600.jsonl'] },
+      window: { from: '2023/03/20', declared: [] },
+    });
+    expect(report.notes.join('\n')).toMatch(
+      /1 object is not recorded in the metadata yet .* the next collect run records it/,
+    );
   });
 
   it('reports an unreadable metadata file as a problem, not a crash', async () => {
@@ -356,11 +388,11 @@ describe('audit of a store written by the real collector', () => {
       unparseable: { count: 0 },
       updates: { lines: 1, distinctIds: 1, withoutEvent: { count: 0 } },
       metadata: {
-        format: 'v2',
+        format: 'v3',
         storedIds: 5,
         notRecorded: { count: 0 },
         notFound: { count: 0 },
-        pending: [],
+        unrecordedObjects: { count: 0 },
       },
     });
     expect(report.quarantine.lines).toBeGreaterThan(0);

@@ -310,16 +310,18 @@ describe('backfill through the CLI', () => {
   it('killed in the middle of its store writes, then restarted: every event is stored exactly once', async () => {
     const dir = workDir();
     const args = ['backfill', '--from', '2024-03-01', '--to', '2024-03-03'];
-    // Store operations 5–8 are the second day's: read metadata, claim, write the object, commit.
-    // Killed just after the object write: the claim is left for the next run to reconcile.
-    const killed = await runCli(args, localEnv(feed.url, dir, { POLISEN_TEST_KILL_AT: '7:after' }));
+    // Store operations 1–9 are the first day's: read the metadata and list the window (4), make the new
+    // store's ledger, list and declare the day's partition (2), write the object, record it (which ends
+    // the declaration). 10–17 are the second day's, without the ledger. Killed just after the second
+    // day's object write: the object is left unrecorded, for the next run to find and record.
+    const killed = await runCli(args, localEnv(feed.url, dir, { POLISEN_TEST_KILL_AT: '16:after' }));
     expect(killed.signal).toBe('SIGKILL');
     expect(queries).toEqual(['2024-03-01', '2024-03-02']);
     queries = [];
     const resumed = await runCli(args, localEnv(feed.url, dir));
     expect(resumed.code, show(resumed)).toBe(0);
     expect(queries[0]).toBe('2024-03-02');
-    expect(resumed.stdout).toContain('reconciled the claim of a run that did not finish');
+    expect(resumed.stdout).toContain('recorded 1 object that another run had written without recording');
     expectEveryEventOnce(path.join(dir, 'store'), ['2024-03-01', '2024-03-02', '2024-03-03']);
   });
 

@@ -177,7 +177,7 @@ describe('collect on a local store', () => {
     expect(summaryLine(run)).toMatchObject({ new: 1, alreadySeen: 2 });
     const metadata = JSON.parse(readFileSync(path.join(store, 'metadata/last_seen.json'), 'utf8'));
     expect(metadata.seen_ids).toEqual([503, 502, 501]);
-    expect(metadata.format).toBe('polisen-collector/2');
+    expect(metadata.format).toBe('polisen-collector/3');
     expect(census(localObjects(store)).events).toEqual(new Map([[503, 1]]));
   });
 

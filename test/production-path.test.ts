@@ -184,7 +184,7 @@ describe('collect with the OCI store and credentials from Vault', () => {
       expect(duplicates(c)).toEqual([]);
       expect(new Set(c.events.keys())).toEqual(expected);
       expect(c.misplaced).toBe(0);
-      expect(c.metadata?.pending).toEqual([]);
+      expect(c.unrecorded).toEqual([]);
       feed.setBody(body);
     },
     120_000,

@@ -19,25 +19,19 @@ export interface Recorder {
 
 const METADATA = 'metadata/last_seen.json';
 
-function ociLabel(method: string, target: string, claimSeen: { value: boolean }): string {
+function ociLabel(method: string, target: string): string {
   const url = new URL(target, 'http://x');
   const parts = url.pathname.split('/').slice(1);
   if (parts.length <= 2) return `store ${method} namespace`;
   if (parts.length === 5) return 'store list';
   const name = decodeURIComponent(parts.slice(5).join('/'));
-  if (name.endsWith(METADATA)) {
-    if (method !== 'PUT') return 'store get';
-    const label = claimSeen.value ? 'store put (commit)' : 'store put (claim)';
-    claimSeen.value = true;
-    return label;
-  }
+  if (name.endsWith(METADATA)) return method === 'PUT' ? 'store put (metadata)' : 'store get';
   return method === 'PUT' ? 'store put (object)' : `store ${method.toLowerCase()} (object)`;
 }
 
 /** Hooks the servers' request logs; the test servers are not modified, only observed. */
 export function recordArrivals(rig: Rig): Recorder {
   let arrivals: Arrival[] = [];
-  const claimSeen = { value: false };
   const observe = <T>(list: T[], label: (item: T) => string) => {
     const push = list.push.bind(list);
     // The servers append each request on arrival; a wrapped push stamps it (Date.now, as the feed server).
@@ -50,12 +44,11 @@ export function recordArrivals(rig: Rig): Recorder {
   observe(rig.vault.requests, (r) => (r.path.includes('/auth/approle/login') ? 'vault login' : 'vault read'));
   // The OCI server appends when it answers; its onRequest hook runs on arrival, before the delay.
   rig.oci.faults.onRequest = (r) => {
-    arrivals.push({ at: Date.now(), label: ociLabel(r.method, r.path, claimSeen) });
+    arrivals.push({ at: Date.now(), label: ociLabel(r.method, r.path) });
   };
   return {
     clear() {
       arrivals = [];
-      claimSeen.value = false;
     },
     arrivals: () => [...arrivals].sort((a, b) => a.at - b.at),
   };
@@ -65,7 +58,7 @@ export interface CriticalPath {
   /** Requests by step: steps[0] are those that waited for no answer. */
   steps: string[][];
   /**
-   * e.g. `feed GET ‖ store get @0 → store put (claim) @104 → 2× store put (object) @209 → store put (commit) @313`:
+   * e.g. `feed GET ‖ store get ‖ 3× store list @0 → 2× store put (object) @104 → store put (metadata) @209`:
    * the steps, each with the ms from the run's first request to its own first request.
    */
   text: string;

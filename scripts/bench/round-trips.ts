@@ -23,7 +23,7 @@ const SETUPS: { kind: StoreKind; label: string; max: number }[] = [
   { kind: 'vault', label: 'OCI test server + Vault AppRole', max: 5.3 },
 ];
 
-const PHASES = ['fetch', 'readMetadata', 'claim', 'writeObjects', 'commit'] as const;
+const PHASES = ['fetch', 'readMetadata', 'list', 'writeObjects', 'commit'] as const;
 
 /** A store that has collected `base`: a directory to copy (local) or the OCI server's objects. */
 interface Prepared {

@@ -2,6 +2,10 @@
  * The runs the benchmark times, built from one real response of the recorded file: `full` (500 events)
  * and `base`, the same response without a few events of its two newest dates. A store that has
  * collected `base` gets, from `full`, new events in exactly two date partitions.
+ *
+ * The response is served as if it were live today: every event's date moves forward by the whole days
+ * between its recording and now (time of day and offset kept). A collector writes today's events
+ * without declaring their partitions; dated 2024, they would all be old events outside its window.
  */
 import { parseEventDatetime } from '../../src/core/event-datetime.js';
 import type { Replay } from '../../test/support/replay-file.js';
@@ -20,15 +24,31 @@ export interface Scenario {
   dates: string[];
 }
 
-function responseEvents(replay: Replay, versions: readonly number[]): unknown[] {
-  return versions.map((v) => replay.versions[v]);
+const DAY_MS = 86_400_000;
+
+/** `YYYY-MM-DD rest` with the date moved by `days`. */
+function shiftDatetime(datetime: string, days: number): string {
+  const m = /^(\d{4})-(\d{2})-(\d{2})(.*)$/s.exec(datetime);
+  if (!m) return datetime;
+  const date = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) + days * DAY_MS);
+  return `${date.toISOString().slice(0, 10)}${m[4]}`;
+}
+
+function responseEvents(replay: Replay, versions: readonly number[], days: number): unknown[] {
+  return versions.map((v) => {
+    const event = replay.versions[v] as Record<string, unknown>;
+    return typeof event.datetime === 'string'
+      ? { ...event, datetime: shiftDatetime(event.datetime, days) }
+      : event;
+  });
 }
 
 export function buildScenario(replay: Replay): Scenario {
   // The last full-size response: the feed as it usually is.
   const response = replay.responses.findLast((r) => r.versions?.length === 500);
   if (response?.versions === undefined) throw new Error('the replay file holds no 500-event response');
-  const full = responseEvents(replay, response.versions);
+  const days = Math.floor((Date.now() - Date.parse(response.at)) / DAY_MS);
+  const full = responseEvents(replay, response.versions, days);
   const byDate = new Map<string, { id: number; index: number }[]>();
   full.forEach((event, index) => {
     const e = event as { id: number; datetime: unknown };

@@ -103,7 +103,7 @@ export function formatReport(
       ? 'missing'
       : meta.format === 'unreadable'
         ? `unreadable (${meta.error ?? ''})`
-        : `${meta.format === 'python' ? 'Python format' : 'v2'}, ${bytes(meta.bytes)}, ${n(meta.storedIds)} ids recorded, ${n(meta.seenIds)} seen_ids${meta.lastUpdated ? `, updated ${meta.lastUpdated}` : ''}`;
+        : `${meta.format === 'python' ? 'Python format' : meta.format === 'v2' ? 'previous format (v2)' : 'v3'}, ${bytes(meta.bytes)}, ${n(meta.storedIds)} ids recorded, ${n(meta.seenIds)} seen_ids${meta.lastUpdated ? `, updated ${meta.lastUpdated}` : ''}`;
   out.push(
     table(
       [
@@ -116,7 +116,7 @@ export function formatReport(
         ['update lines', `${n(r.updates.lines)} (${n(r.updates.distinctIds)} ids)`],
         ['quarantine lines', n(r.quarantine.lines)],
         ['metadata', metaLine],
-        ['pending claims', n(meta.pending.length)],
+        ['unrecorded objects', n(meta.unrecordedObjects.count)],
       ],
       '  ',
     ),
@@ -159,16 +159,13 @@ export function formatReport(
   if (meta.notFound && meta.notFound.count > 0) {
     out.push('', '  ids recorded in the metadata but in no events/ object', ids(meta.notFound));
   }
-  if (meta.pending.length > 0) {
-    const rows = meta.pending.map((c) => [
-      c.run,
-      c.host,
-      String(c.pid),
-      `${n(c.ageSeconds)} s`,
-      c.expired ? 'yes' : 'no',
-      String(c.objects),
-    ]);
-    out.push('', '  pending claims', table([['run', 'host', 'pid', 'age', 'expired', 'objects'], ...rows]));
+  if (meta.unrecordedObjects.count > 0) {
+    const rows = meta.unrecordedObjects.examples.slice(0, ROWS).map((name) => [name]);
+    out.push(
+      '',
+      '  objects not recorded in the metadata yet',
+      table(rows) + more(rows.length, meta.unrecordedObjects.count),
+    );
   }
   if (r.unexpectedNames.count > 0) {
     out.push(

@@ -47,7 +47,9 @@ function summaryFields(s: RunSummary): Record<string, unknown> {
     metadataBytes: s.metadataBytes,
     seenIds: s.seenIds,
     storedIds: s.storedIds,
-    reconciledClaims: s.reconciledClaims,
+    recoveredObjects: s.recoveredObjects,
+    duplicatesRemoved: s.duplicatesRemoved,
+    declaredPartitions: s.declaredPartitions,
     casRetries: s.casRetries,
     gaps: s.gap ? 1 : 0,
     ms: Object.fromEntries(Object.entries(s.ms).map(([k, v]) => [k, round(v)])),
@@ -83,9 +85,9 @@ async function writeMetrics(
       durationsMs: summary
         ? {
             fetch: summary.ms.fetch,
-            read_metadata: summary.ms.readMetadata,
+            read_metadata: summary.ms.readMetadata + summary.ms.list,
             write_objects: summary.ms.writeObjects,
-            write_metadata: summary.ms.claim + summary.ms.commit,
+            write_metadata: summary.ms.declare + summary.ms.commit,
             total: summary.ms.total,
           }
         : {},

@@ -8,6 +8,7 @@
 import { CollectorError } from '../errors.js';
 import { parseEventDatetime } from './event-datetime.js';
 import { countIds, hasId, type IdRanges } from './id-ranges.js';
+import { inWindow, isRecorded, parseObjectName } from './object-ledger.js';
 import { MetadataFormatError, parseSeenState, type SeenState } from './seen-set.js';
 
 export const DEFAULT_EXAMPLE_LIMIT = 50;
@@ -22,8 +23,6 @@ export interface AuditOptions {
    * metadata lists that no object holds, updates without an event) are skipped otherwise.
    */
   wholeStore?: boolean;
-  /** For the age of pending claims. */
-  now?: Date;
   exampleLimit?: number;
 }
 
@@ -50,18 +49,6 @@ export interface UnparseableExample {
   /** 1-based. */
   line: number;
   reason: string;
-}
-
-export interface ClaimReport {
-  run: string;
-  host: string;
-  pid: number;
-  claimedAt: string;
-  ageSeconds: number;
-  /** Past its deadline: the next run reconciles it from the objects that exist. */
-  expired: boolean;
-  objects: number;
-  ids: number;
 }
 
 export interface CountWithExamples<T> {
@@ -92,8 +79,11 @@ export interface AuditReport {
 }
 
 export interface MetadataReport {
-  /** `missing`: no metadata/last_seen.json; `python`: the Python collector's seen_ids-only file. */
-  format: 'missing' | 'python' | 'v2' | 'unreadable';
+  /**
+   * `missing`: no metadata/last_seen.json; `python`: the Python collector's seen_ids-only file; `v2`:
+   * polisen-collector's previous format; `v3`: this one.
+   */
+  format: 'missing' | 'python' | 'v2' | 'v3' | 'unreadable';
   error?: string;
   bytes: number;
   lastUpdated?: string;
@@ -102,11 +92,17 @@ export interface MetadataReport {
   seenIds: number;
   /** Ids with a line in events/ that the metadata does not record (a run would store them again). */
   notRecorded: CountWithExamples<number>;
-  /** Ids in events/ written by a pending claim (recorded when that run, or the next, settles it). */
-  claimed: number;
+  /** Ids in events/ held only by unrecorded objects (the next run records them). */
+  unrecordedIds: number;
   /** Ids the metadata records that no object in events/ holds (null when not auditing the whole store). */
   notFound: CountWithExamples<number> | null;
-  pending: ClaimReport[];
+  /**
+   * Objects in the window the metadata has not recorded: written by a run that died before committing,
+   * or that is committing now (for v2 metadata: named by its pending claims). The next run records them.
+   */
+  unrecordedObjects: CountWithExamples<string>;
+  /** The window's start (`YYYY/MM/DD`) and declared partitions, for v3 metadata. */
+  window?: { from: string; declared: string[] };
 }
 
 export interface AuditAccumulator {
@@ -144,7 +140,6 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
   const prefix = options.prefix ?? '';
   const wholeStore = options.wholeStore ?? true;
   const limit = options.exampleLimit ?? DEFAULT_EXAMPLE_LIMIT;
-  const now = options.now ?? new Date();
 
   const objects = { events: 0, updates: 0, quarantine: 0, bytes: 0 };
   const unexpectedNames: Capped<string> = { count: 0, examples: [] };
@@ -152,6 +147,8 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
   const unparseable: Capped<UnparseableExample> = { count: 0, examples: [] };
   // Object names are interned: the id maps hold small numbers, not strings.
   const names: string[] = [];
+  /** events/ object index → event ids in it (to tell which ids only unrecorded objects hold). */
+  const idsOfObject = new Map<number, number[]>();
   /** id → index of the first object holding it. */
   const firstHolder = new Map<number, number>();
   /** Only for ids seen more than once: copies, and the first holders (bounded per id). */
@@ -210,6 +207,9 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
         }
         if (kind === 'events') {
           addEventLine(line.id, objectIndex);
+          const list = idsOfObject.get(objectIndex);
+          if (list) list.push(line.id);
+          else idsOfObject.set(objectIndex, [line.id]);
         } else {
           updateLines++;
           updateIds.add(line.id);
@@ -230,9 +230,9 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
       storedIds: 0,
       seenIds: 0,
       notRecorded: { count: 0, examples: [] },
-      claimed: 0,
+      unrecordedIds: 0,
       notFound: wholeStore ? { count: 0, examples: [] } : null,
-      pending: [],
+      unrecordedObjects: { count: 0, examples: [] },
     };
     let state: SeenState;
     try {
@@ -244,35 +244,33 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
     }
     const report: MetadataReport = {
       ...base,
-      format: metadataBody === undefined ? 'missing' : state.format === 'python' ? 'python' : 'v2',
+      format: metadataBody === undefined ? 'missing' : state.format === 'new' ? 'missing' : state.format,
       ...(state.lastUpdated === undefined ? {} : { lastUpdated: state.lastUpdated }),
       storedIds: countIds(state.stored),
       seenIds: state.retained.size,
+      ...(state.ledger
+        ? { window: { from: state.ledger.from, declared: [...state.ledger.declared.keys()] } }
+        : {}),
     };
 
-    const claimedIds = new Set<number>();
-    for (const claim of state.pending) {
-      let ids = 0;
-      for (const object of claim.objects) {
-        ids += object.ids.length;
-        if (object.kind === 'events') for (const id of object.ids) claimedIds.add(id);
-      }
-      const deadline = Date.parse(claim.deadline);
-      report.pending.push({
-        run: claim.run,
-        host: claim.host,
-        pid: claim.pid,
-        claimedAt: claim.claimedAt,
-        ageSeconds: Math.max(0, Math.round((now.getTime() - Date.parse(claim.claimedAt)) / 1000)),
-        expired: !(deadline > now.getTime()),
-        objects: claim.objects.length,
-        ids,
-      });
-    }
+    // Unrecorded objects: those the ledger answers for and does not list (v2: named by pending claims).
+    const claimed = new Set(state.legacyClaims.map((c) => c.name));
+    const unrecordedIndexes = new Set<number>();
+    names.forEach((name, index) => {
+      const parts = parseObjectName(prefix, name);
+      const unrecorded = state.ledger
+        ? parts !== undefined && inWindow(state.ledger, parts.partition) && !isRecorded(state.ledger, parts)
+        : claimed.has(name);
+      if (!unrecorded) return;
+      unrecordedIndexes.add(index);
+      push(report.unrecordedObjects, name, limit);
+    });
+    const pendingIds = new Set<number>();
+    for (const index of unrecordedIndexes) for (const id of idsOfObject.get(index) ?? []) pendingIds.add(id);
 
     for (const id of firstHolder.keys()) {
       if (hasId(state.stored, id)) continue;
-      if (claimedIds.has(id)) report.claimed++;
+      if (pendingIds.has(id)) report.unrecordedIds++;
       else push(report.notRecorded, id, limit);
     }
     if (report.notFound) report.notFound = idsNotHeld(state.stored, firstHolder, limit);
@@ -297,9 +295,9 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
         `${counted(report.notFound.count, 'id', 'is', 'are')} recorded in the metadata but in no events/ object (lost?)`,
       );
     }
-    for (const claim of report.pending) {
+    if (report.unrecordedObjects.count > 0) {
       notes.push(
-        `pending claim of run ${claim.run} (host ${claim.host}, pid ${claim.pid}, ${claim.objects} objects) is ${claim.ageSeconds} s old${claim.expired ? ' and past its deadline: the next run reconciles it' : ': a run may be writing now'}`,
+        `${counted(report.unrecordedObjects.count, 'object', 'is', 'are')} not recorded in the metadata yet (written by a run that died before committing, or that is committing now; ${plural(report.unrecordedIds, 'id')} only there): the next collect run records ${report.unrecordedObjects.count === 1 ? 'it' : 'them'}`,
       );
     }
     return report;

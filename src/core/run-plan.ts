@@ -6,15 +6,9 @@ import { utcDatePath } from './event-datetime.js';
 import type { FeedEvent, ValidatedFeed } from './event-validation.js';
 import { fingerprintEvent } from './fingerprint.js';
 import { hasId } from './id-ranges.js';
+import { isWritable, type Ledger, partitionOf } from './object-ledger.js';
 import { objectName, type Partition, partitionEvents, toJsonl } from './partitioning.js';
-import {
-  type Claim,
-  type ClaimedObject,
-  claimedEventIds,
-  type ObjectKind,
-  type SeenState,
-  trimRetained,
-} from './seen-set.js';
+import type { ObjectKind, SeenState } from './seen-set.js';
 
 export interface PlanOptions {
   maxSeenIds: number;
@@ -22,19 +16,24 @@ export interface PlanOptions {
   revisions: boolean;
   /** Object name prefix ('' or e.g. 'stockholm/'). */
   prefix: string;
-  claimTtlMs: number;
+  /** How long the run may take to write its objects (a partition must stay writable that long). */
+  writeBudgetMs: number;
+  /** This run's token in declarations (object-ledger.ts). */
+  holder: string;
   /** Warn when the response shares no id with the store (off for backfill, which fetches old days). */
   detectGaps?: boolean;
-  run: string;
-  host: string;
-  pid: number;
 }
 
-export interface PlannedObject extends ClaimedObject {
+export interface PlannedObject {
+  name: string;
   kind: ObjectKind;
   body: string;
   /** Partition date directory. */
   datePath: string;
+  /** Event ids, one per line (empty for quarantine). */
+  ids: number[];
+  /** Fingerprints, one per line. */
+  fps: string[];
 }
 
 export interface PlanCounts {
@@ -43,8 +42,6 @@ export interface PlanCounts {
   new: number;
   updated: number;
   alreadySeen: number;
-  /** Claimed by another run that is writing right now. */
-  inFlight: number;
   quarantined: number;
   /** Quarantined before (same element), not written again. */
   quarantineRepeated: number;
@@ -60,15 +57,19 @@ export interface Gap {
 
 export interface RunPlan {
   objects: PlannedObject[];
-  /** The claim to record before writing objects (undefined when there is nothing to write). */
-  claim: Claim | undefined;
-  /** The state to write now: with the claim and fingerprint adoptions. */
-  next: SeenState;
+  /** Unix seconds in the objects' names. */
+  unix: number;
+  /** Partitions of objects outside the write window: to declare before writing (object-ledger.ts). */
+  toDeclare: string[];
+  /** Stored events whose fingerprint was not known: id → fingerprint seen now. */
+  learnedFps: Map<number, string>;
+  /** Newest datetime of a new event (unix seconds), for gap warnings. */
+  newestNewUnix: number | undefined;
   /** Whether the metadata must be written even without objects (fingerprints learned, upgrade). */
   metadataChanged: boolean;
   counts: PlanCounts;
   gap: Gap | undefined;
-  /** Ids of the response, protected from trimming when the claim is settled. */
+  /** Ids of the response, protected from trimming when the objects are recorded. */
   feedIds: Set<number>;
 }
 
@@ -98,14 +99,13 @@ function toPlanned(
 }
 
 export function assembleRunPlan(
-  state: SeenState,
+  state: SeenState & { ledger: Ledger },
   feed: ValidatedFeed,
   now: Date,
   options: PlanOptions,
 ): RunPlan {
-  const inFlightIds = claimedEventIds(state.pending);
-  const retained = new Map(state.retained);
-  let metadataChanged = state.format === 'python';
+  const retained = state.retained;
+  const learnedFps = new Map<number, string>();
   const fresh: FeedEvent[] = [];
   const edited: FeedEvent[] = [];
   const fps = new Map<number, string>();
@@ -115,7 +115,6 @@ export function assembleRunPlan(
     new: 0,
     updated: 0,
     alreadySeen: 0,
-    inFlight: 0,
     quarantined: 0,
     quarantineRepeated: 0,
     repeatedInResponse: feed.repeatedInResponse,
@@ -126,11 +125,6 @@ export function assembleRunPlan(
 
   for (const event of feed.events) {
     oldestUnix = Math.min(oldestUnix, event.time.unixSeconds);
-    if (inFlightIds.has(event.id)) {
-      counts.inFlight++;
-      sharesStoredId = true;
-      continue;
-    }
     const fp = options.revisions ? fingerprintEvent(event.raw) : '';
     if (!hasId(state.stored, event.id)) {
       fresh.push(event);
@@ -144,10 +138,7 @@ export function assembleRunPlan(
     if (known === undefined || known === '' || !options.revisions) {
       // Stored, but its content is not known (outside the window, or Python metadata): learn it now.
       // A revision cannot be told from the first sighting here, and none may be invented.
-      if (known !== fp) {
-        retained.set(event.id, fp);
-        metadataChanged = true;
-      }
+      if (known !== fp) learnedFps.set(event.id, fp);
     } else if (known !== fp) {
       edited.push(event);
       fps.set(event.id, fp);
@@ -162,12 +153,8 @@ export function assembleRunPlan(
     ...toPlanned(partitionEvents(edited, options.prefix, 'updates', unix), 'updates', fps),
   ];
 
-  // Elements already quarantined, or being quarantined by a run in flight, are not written again.
+  // Elements already quarantined are not written again.
   const knownQuarantine = new Set(state.quarantineFps);
-  for (const claim of state.pending) {
-    for (const object of claim.objects)
-      if (object.kind === 'quarantine') for (const fp of object.fps) knownQuarantine.add(fp);
-  }
   const quarantineFps: string[] = [];
   const quarantineLines: string[] = [];
   for (const q of feed.quarantined) {
@@ -193,31 +180,21 @@ export function assembleRunPlan(
     });
   }
 
+  const toDeclare = objects
+    .filter((o) => !isWritable(state.ledger, o.kind, o.datePath, now, options.writeBudgetMs, options.holder))
+    .map((o) => partitionOf(o.kind, o.datePath));
   const feedIds = new Set(feed.events.map((e) => e.id));
   const gap =
     options.detectGaps !== false && state.stored.length > 0 && feed.events.length > 0 && !sharesStoredId
       ? { fromUnix: state.newestEventUnix, toUnix: oldestUnix }
       : undefined;
-
-  let claim: Claim | undefined;
-  let next: SeenState = { ...state, retained: trimRetained(retained, feedIds, options.maxSeenIds) };
-  if (objects.length > 0) {
-    claim = {
-      run: options.run,
-      host: options.host,
-      pid: options.pid,
-      claimedAt: now.toISOString(),
-      deadline: new Date(now.getTime() + options.claimTtlMs).toISOString(),
-      ...(newestNewUnix === undefined ? {} : { newestEventUnix: newestNewUnix }),
-      objects: objects.map(({ name, kind, ids, fps: objectFps }) => ({ name, kind, ids, fps: objectFps })),
-    };
-    next = { ...next, pending: [...next.pending, claim], lastObjectUnix: unix };
-  }
   return {
     objects,
-    claim,
-    next,
-    metadataChanged: metadataChanged || claim !== undefined,
+    unix,
+    toDeclare,
+    learnedFps,
+    newestNewUnix,
+    metadataChanged: learnedFps.size > 0 || state.format !== 'v3',
     counts,
     gap,
     feedIds,

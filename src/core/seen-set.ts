@@ -5,8 +5,8 @@
  * - `retained`: the ids listed in `seen_ids` (the Python collector's field, highest first, at most
  *   MAX_SEEN_IDS) with a short content fingerprint each, to notice edits. Ids still in the feed are
  *   never trimmed from it.
- * - `pending`: claims of runs that are writing objects right now, or that died doing so; the next
- *   run reconciles a dead claim from the objects that exist (see collect-run.ts).
+ * - `ledger`: which objects of the recent partitions are recorded (object-ledger.ts), so that objects
+ *   of a run that died before committing are found and recorded by the next one.
  *
  * Plain data in, plain data out: no I/O here.
  */
@@ -22,44 +22,39 @@ import {
   type IdRanges,
   rangesFromIds,
 } from './id-ranges.js';
+import { type Ledger, LedgerFormatError, parseLedger, serializeLedger } from './object-ledger.js';
 
-export const METADATA_FORMAT = 'polisen-collector/2';
+export const METADATA_FORMAT = 'polisen-collector/3';
+/** The previous format (claims in `pending`, no ledger): read and upgraded. */
+export const METADATA_FORMAT_V2 = 'polisen-collector/2';
 /** How many quarantine fingerprints are remembered, so one malformed element is quarantined once. */
 export const MAX_QUARANTINE_FINGERPRINTS = 500;
 const UNKNOWN_FP = '-'.repeat(FINGERPRINT_LENGTH);
 
 export type ObjectKind = 'events' | 'updates' | 'quarantine';
 
-export interface ClaimedObject {
+/** An object named by a claim in a polisen-collector/2 file: recovered when the file is upgraded. */
+export interface LegacyClaimObject {
   name: string;
   kind: ObjectKind;
-  /** Event ids in the object (empty for quarantine). */
-  ids: number[];
-  /** Fingerprints aligned with ids; for quarantine, the fingerprints of the quarantined elements. */
-  fps: string[];
-}
-
-export interface Claim {
-  run: string;
-  host: string;
-  pid: number;
-  claimedAt: string;
-  /** After this moment any run may reconcile the claim, even from another host. */
-  deadline: string;
-  newestEventUnix?: number;
-  objects: ClaimedObject[];
 }
 
 export interface SeenState {
-  /** `new`: no metadata yet; `python`: written by the Python collector (seen_ids only). */
-  format: 'new' | 'python' | 'v2';
+  /**
+   * `new`: no metadata yet; `python`: written by the Python collector (seen_ids only); `v2`: by
+   * polisen-collector/2 (claims, no ledger); `v3`: this format.
+   */
+  format: 'new' | 'python' | 'v2' | 'v3';
   stored: IdRanges;
   /** `stored` as read, with its encoding: serialising an unchanged `stored` reuses the text. */
   storedAsRead?: { ranges: IdRanges; encoded: string };
   /** Retained ids → fingerprint ('' when not known, e.g. after upgrading Python metadata). */
   retained: Map<number, string>;
   quarantineFps: string[];
-  pending: Claim[];
+  /** Undefined until the first commit of this format (a new store, or Python or v2 metadata). */
+  ledger: Ledger | undefined;
+  /** Objects of claims left in a v2 file: recovered, then forgotten, by the upgrade. */
+  legacyClaims: LegacyClaimObject[];
   lastObjectUnix: number;
   newestEventUnix: number | undefined;
   lastUpdated: string | undefined;
@@ -73,7 +68,8 @@ export function emptySeenState(): SeenState {
     stored: EMPTY_RANGES,
     retained: new Map(),
     quarantineFps: [],
-    pending: [],
+    ledger: undefined,
+    legacyClaims: [],
     lastObjectUnix: 0,
     newestEventUnix: undefined,
     lastUpdated: undefined,
@@ -96,6 +92,8 @@ const KNOWN_FIELDS = new Set([
   'quarantine_fingerprints',
   'last_object_unix',
   'newest_event_unix',
+  'window',
+  // v2 only; its claims become legacyClaims.
   'pending',
 ]);
 
@@ -117,26 +115,24 @@ function chunk(text: string, size: number): string[] {
   return out;
 }
 
-function parseClaim(value: unknown, index: number): Claim {
-  const c = value as Partial<Claim> | null;
-  const ok =
-    c !== null &&
-    typeof c === 'object' &&
-    typeof c.run === 'string' &&
-    typeof c.host === 'string' &&
-    typeof c.pid === 'number' &&
-    typeof c.claimedAt === 'string' &&
-    typeof c.deadline === 'string' &&
-    Array.isArray(c.objects) &&
-    c.objects.every(
-      (o) =>
-        typeof o?.name === 'string' &&
-        (o.kind === 'events' || o.kind === 'updates' || o.kind === 'quarantine') &&
-        isIdArray(o.ids) &&
-        Array.isArray(o.fps),
-    );
-  if (!ok) throw new MetadataFormatError(`"pending[${index}]" is not a valid claim`);
-  return c as Claim;
+function parseLegacyClaims(value: unknown): LegacyClaimObject[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new MetadataFormatError('"pending" is not a list of claims');
+  const out: LegacyClaimObject[] = [];
+  value.forEach((claim: unknown, index) => {
+    const objects = (claim as { objects?: unknown } | null)?.objects;
+    if (!Array.isArray(objects)) throw new MetadataFormatError(`"pending[${index}]" is not a valid claim`);
+    for (const o of objects as { name?: unknown; kind?: unknown }[]) {
+      if (
+        typeof o?.name !== 'string' ||
+        (o.kind !== 'events' && o.kind !== 'updates' && o.kind !== 'quarantine')
+      ) {
+        throw new MetadataFormatError(`"pending[${index}]" is not a valid claim`);
+      }
+      out.push({ name: o.name, kind: o.kind });
+    }
+  });
+  return out;
 }
 
 /** Reads `metadata/last_seen.json` as written by this collector or by the Python one (seen_ids only). */
@@ -159,7 +155,7 @@ export function parseSeenState(body: string | undefined): SeenState {
   for (const [k, v] of Object.entries(d)) if (!KNOWN_FIELDS.has(k)) extra[k] = v;
   const lastUpdated = typeof d.last_updated === 'string' ? d.last_updated : undefined;
 
-  if (d.format !== undefined && d.format !== METADATA_FORMAT) {
+  if (d.format !== undefined && d.format !== METADATA_FORMAT && d.format !== METADATA_FORMAT_V2) {
     // Reading a newer format as an older one would drop what it records; refuse instead.
     throw new MetadataFormatError(
       `"format" is ${JSON.stringify(d.format)}, not ${METADATA_FORMAT}: written by another version of polisen-collector`,
@@ -194,9 +190,18 @@ export function parseSeenState(body: string | undefined): SeenState {
     const fp = fps[i];
     retained.set(id, fp === undefined || fp === UNKNOWN_FP ? '' : fp);
   });
-  const pending = Array.isArray(d.pending) ? d.pending.map(parseClaim) : [];
+  const v3 = d.format === METADATA_FORMAT;
+  let ledger: Ledger | undefined;
+  if (v3) {
+    try {
+      ledger = parseLedger(d.window);
+    } catch (error) {
+      if (error instanceof LedgerFormatError) throw new MetadataFormatError(error.message);
+      throw error;
+    }
+  }
   return {
-    format: 'v2',
+    format: v3 ? 'v3' : 'v2',
     stored,
     ...(storedAsRead?.ranges === stored ? { storedAsRead } : {}),
     retained,
@@ -204,7 +209,8 @@ export function parseSeenState(body: string | undefined): SeenState {
       typeof d.quarantine_fingerprints === 'string'
         ? chunk(d.quarantine_fingerprints, FINGERPRINT_LENGTH)
         : [],
-    pending,
+    ledger,
+    legacyClaims: v3 ? [] : parseLegacyClaims(d.pending),
     lastObjectUnix: typeof d.last_object_unix === 'number' ? d.last_object_unix : 0,
     newestEventUnix: typeof d.newest_event_unix === 'number' ? d.newest_event_unix : undefined,
     lastUpdated,
@@ -212,8 +218,8 @@ export function parseSeenState(body: string | undefined): SeenState {
   };
 }
 
-/** Serialises the state; the Python collector's fields come first and keep their meaning. */
-export function serializeSeenState(state: SeenState, now: Date): string {
+/** Serialises the state (with its ledger); the Python collector's fields come first and keep their meaning. */
+export function serializeSeenState(state: SeenState & { ledger: Ledger }, now: Date): string {
   const seenIds = descending(state.retained.keys());
   const doc: Record<string, unknown> = {
     seen_ids: seenIds,
@@ -227,7 +233,7 @@ export function serializeSeenState(state: SeenState, now: Date): string {
     quarantine_fingerprints: state.quarantineFps.join(''),
     last_object_unix: state.lastObjectUnix,
     newest_event_unix: state.newestEventUnix ?? null,
-    pending: state.pending,
+    window: serializeLedger(state.ledger),
     ...state.extra,
   };
   return `${JSON.stringify(doc)}\n`;
@@ -254,68 +260,4 @@ export function trimRetained(
 
 function descending(ids: Iterable<number>): number[] {
   return Array.from(Float64Array.from(ids).sort()).reverse();
-}
-
-/**
- * Applies objects that are known to exist in the store: their ids become stored, their fingerprints
- * retained. Used when a run commits its own claim and when a dead run's claim is reconciled.
- */
-export function applyStoredObjects(
-  state: SeenState,
-  objects: readonly ClaimedObject[],
-  protect: ReadonlySet<number>,
-  maxSeenIds: number,
-  newestEventUnix?: number,
-): SeenState {
-  const retained = new Map(state.retained);
-  const storedIds: number[] = [];
-  const quarantineFps = [...state.quarantineFps];
-  for (const object of objects) {
-    if (object.kind === 'quarantine') {
-      quarantineFps.push(...object.fps);
-      continue;
-    }
-    if (object.kind === 'events') storedIds.push(...object.ids);
-    object.ids.forEach((id, i) => {
-      retained.set(id, object.fps[i] ?? '');
-    });
-  }
-  return {
-    ...state,
-    stored: storedIds.length > 0 ? addIds(state.stored, storedIds) : state.stored,
-    retained: trimRetained(retained, protect, maxSeenIds),
-    quarantineFps: quarantineFps.slice(-MAX_QUARANTINE_FINGERPRINTS),
-    newestEventUnix:
-      newestEventUnix === undefined
-        ? state.newestEventUnix
-        : Math.max(state.newestEventUnix ?? 0, newestEventUnix),
-  };
-}
-
-/** Removes a claim (by run id) and applies the objects of it that exist. */
-export function settleClaim(
-  state: SeenState,
-  run: string,
-  existing: readonly ClaimedObject[],
-  protect: ReadonlySet<number>,
-  maxSeenIds: number,
-): SeenState {
-  const claim = state.pending.find((c) => c.run === run);
-  const rest = state.pending.filter((c) => c.run !== run);
-  return applyStoredObjects(
-    { ...state, pending: rest },
-    existing,
-    protect,
-    maxSeenIds,
-    claim?.newestEventUnix,
-  );
-}
-
-/** Every id some claim (live or dead) is writing, so no other run writes it too. */
-export function claimedEventIds(claims: readonly Claim[]): Set<number> {
-  const ids = new Set<number>();
-  for (const claim of claims) {
-    for (const object of claim.objects) for (const id of object.ids) ids.add(id);
-  }
-  return ids;
 }

@@ -18,7 +18,6 @@ export interface AuditStoreOptions {
   concurrency?: number;
   /** Called with every object read, in list order (e.g. for the replay script's own comparisons). */
   onObject?: (name: string, body: string) => void;
-  now?: Date;
 }
 
 /**
@@ -48,7 +47,6 @@ export async function auditStore(store: ObjectStore, options: AuditStoreOptions)
   const accumulator = createAuditAccumulator({
     prefix,
     wholeStore: (options.only ?? '') === '',
-    ...(options.now ? { now: options.now } : {}),
   });
 
   const [metadata, lists] = await Promise.all([

@@ -1,24 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { validateFeed } from '../../src/core/event-validation.js';
 import { countIds, hasId, rangesFromIds } from '../../src/core/id-ranges.js';
+import {
+  emptyLedger,
+  isRecorded,
+  type Ledger,
+  parseObjectName,
+  withDeclared,
+} from '../../src/core/object-ledger.js';
+import { recordObjects } from '../../src/core/record-objects.js';
 import { assembleRunPlan, type PlanOptions, type RunPlan } from '../../src/core/run-plan.js';
 import {
-  type Claim,
   emptySeenState,
   parseSeenState,
   type SeenState,
   serializeSeenState,
-  settleClaim,
 } from '../../src/core/seen-set.js';
 
 const OPTIONS: PlanOptions = {
   maxSeenIds: 1000,
   revisions: true,
   prefix: '',
-  claimTtlMs: 10 * 60_000,
-  run: 'run-1',
-  host: 'host-a',
-  pid: 123,
+  writeBudgetMs: 5 * 60_000,
+  holder: 'run-1',
 };
 const NOW = new Date('2024-03-01T12:00:00.250Z');
 const NOW_UNIX = Date.parse('2024-03-01T12:00:00Z') / 1000;
@@ -48,14 +52,41 @@ function reordered(raw: Raw): Raw {
   return out;
 }
 
-function plan(state: SeenState, elements: unknown[], now = NOW, options: Partial<PlanOptions> = {}): RunPlan {
-  return assembleRunPlan(state, validateFeed(elements), now, { ...OPTIONS, ...options });
-}
+/** A window starting 10 days before NOW, as a new store's first run has it. */
+const LEDGER = emptyLedger('2024/02/20');
+type LedgerState = SeenState & { ledger: Ledger };
+const withLedger = (state: SeenState): LedgerState => ({ ...state, ledger: state.ledger ?? LEDGER });
 
-/** What a run does after writing every object of its claim. */
-function commit(p: RunPlan, maxSeenIds = OPTIONS.maxSeenIds): SeenState {
-  if (p.claim === undefined) return p.next;
-  return settleClaim(p.next, p.claim.run, p.claim.objects, p.feedIds, maxSeenIds);
+/**
+ * The plan, and `next`: the state once its objects are written and recorded, as a run's commit leaves
+ * it (record-objects.ts).
+ */
+function plan(
+  state: SeenState,
+  elements: unknown[],
+  now = NOW,
+  options: Partial<PlanOptions> = {},
+): RunPlan & { next: LedgerState } {
+  const base = withLedger(state);
+  const p = assembleRunPlan(base, validateFeed(elements), now, { ...OPTIONS, ...options });
+  const objects = p.objects.map((o) => ({
+    name: o.name,
+    parts: parseObjectName(options.prefix ?? '', o.name)!,
+    entries:
+      o.kind === 'quarantine'
+        ? o.fps.map((fp) => ({ id: undefined, fp }))
+        : o.ids.map((id, i) => ({ id, fp: o.fps[i]! })),
+  }));
+  const next = recordObjects(base, {
+    objects,
+    learnedFps: p.learnedFps,
+    protect: p.feedIds,
+    maxSeenIds: options.maxSeenIds ?? OPTIONS.maxSeenIds,
+    newestEventUnix: p.newestNewUnix,
+    now,
+    listedAtMs: now.getTime(),
+  }).state;
+  return { ...p, next };
 }
 
 const flatIds = (p: RunPlan, kind?: string) =>
@@ -73,7 +104,7 @@ describe('assembleRunPlan on an empty state', () => {
   const p = plan(emptySeenState(), FIRST);
 
   it('every valid event is new', () => {
-    expect(p.counts).toMatchObject({ fetched: 3, valid: 3, new: 3, alreadySeen: 0, updated: 0, inFlight: 0 });
+    expect(p.counts).toMatchObject({ fetched: 3, valid: 3, new: 3, alreadySeen: 0, updated: 0 });
     expect(p.counts.quarantined).toBe(0);
   });
 
@@ -93,21 +124,16 @@ describe('assembleRunPlan on an empty state', () => {
     expect(feb.fps[0]).not.toBe(feb.fps[1]);
   });
 
-  it('a claim listing exactly those ids, recorded in next', () => {
-    const claim = p.claim!;
-    expect(claim).toBeDefined();
-    expect(claim.run).toBe('run-1');
-    expect(claim.host).toBe('host-a');
-    expect(claim.pid).toBe(123);
-    expect(claim.claimedAt).toBe(NOW.toISOString());
-    expect(claim.deadline).toBe('2024-03-01T12:10:00.250Z');
-    expect(claim.objects.flatMap((o) => o.ids).sort((a, b) => a - b)).toEqual([101, 102, 103]);
-    expect(claim.objects.map((o) => o.name).sort()).toEqual(p.objects.map((o) => o.name).sort());
-    expect(claim.newestEventUnix).toBe(Date.parse('2024-03-01T08:00:00+01:00') / 1000);
-    expect(p.next.pending).toEqual([claim]);
+  it('once recorded, exactly those ids are stored and the objects are in the ledger', () => {
+    expect(p.unix).toBe(NOW_UNIX);
+    expect(p.toDeclare).toEqual([]);
+    expect(p.newestNewUnix).toBe(Date.parse('2024-03-01T08:00:00+01:00') / 1000);
+    expect(countIds(p.next.stored)).toBe(3);
+    for (const id of [101, 102, 103]) expect(hasId(p.next.stored, id)).toBe(true);
+    for (const o of p.objects) expect(isRecorded(p.next.ledger, parseObjectName('', o.name)!)).toBe(true);
     expect(p.next.lastObjectUnix).toBe(NOW_UNIX);
-    // Nothing is stored before the objects are written and the claim settled.
-    expect(countIds(p.next.stored)).toBe(0);
+    expect(p.next.newestEventUnix).toBe(p.newestNewUnix);
+    // A new store: its first metadata is written even before any object is.
     expect(p.metadataChanged).toBe(true);
     expect(p.gap).toBeUndefined();
     expect([...p.feedIds].sort((a, b) => a - b)).toEqual([101, 102, 103]);
@@ -126,13 +152,13 @@ describe('assembleRunPlan on an empty state', () => {
 });
 
 describe('assembleRunPlan on a state with stored events', () => {
-  const stored = commit(plan(emptySeenState(), FIRST));
+  const stored = plan(emptySeenState(), FIRST).next;
   const LATER = new Date('2024-03-01T12:30:00Z');
   const LATER_UNIX = Date.parse('2024-03-01T12:30:00Z') / 1000;
 
-  it('the settled first run stored its ids', () => {
+  it('the recorded first run stored its ids', () => {
     for (const id of [101, 102, 103]) expect(hasId(stored.stored, id)).toBe(true);
-    expect(stored.pending).toEqual([]);
+    expect(stored.format).toBe('new');
   });
 
   it('counts already seen events and plans only the new ones', () => {
@@ -146,12 +172,11 @@ describe('assembleRunPlan on a state with stored events', () => {
     expect(p.gap).toBeUndefined();
   });
 
-  it('nothing new and nothing learned: no objects, no claim, metadata unchanged', () => {
-    const p = plan(stored, FIRST, LATER);
+  it('nothing new and nothing learned: no objects, metadata unchanged', () => {
+    const p = plan({ ...stored, format: 'v3' }, FIRST, LATER);
     expect(p.objects).toEqual([]);
-    expect(p.claim).toBeUndefined();
     expect(p.metadataChanged).toBe(false);
-    expect(p.next.pending).toEqual([]);
+    expect(p.learnedFps.size).toBe(0);
     expect(p.counts.alreadySeen).toBe(3);
   });
 
@@ -168,11 +193,8 @@ describe('assembleRunPlan on a state with stored events', () => {
     expect(update.ids).toEqual([102]);
     expect(update.body).toBe(`${JSON.stringify(edited)}\n`);
     expect(update.fps[0]).not.toBe(oldFp);
-    // Until the update object is written and the claim settled, the old fingerprint stays.
-    expect(p.next.retained.get(102)).toBe(oldFp);
-    expect(p.claim!.objects.map((o) => o.kind)).toEqual(['updates']);
 
-    const after = commit(p);
+    const after = p.next;
     expect(after.retained.get(102)).toBe(update.fps[0]);
     expect(countIds(after.stored)).toBe(3); // an update is not a new stored id
     // The edit is recorded once: the next run sees nothing to do.
@@ -182,11 +204,10 @@ describe('assembleRunPlan on a state with stored events', () => {
   });
 
   it('the same content with keys in another order is not an update', () => {
-    const p = plan(stored, FIRST.map(reordered), LATER);
+    const p = plan({ ...stored, format: 'v3' }, FIRST.map(reordered), LATER);
     expect(JSON.stringify(reordered(C))).not.toBe(JSON.stringify(C));
     expect(p.counts.updated).toBe(0);
     expect(p.objects).toEqual([]);
-    expect(p.claim).toBeUndefined();
     expect(p.metadataChanged).toBe(false);
   });
 
@@ -210,10 +231,10 @@ describe('assembleRunPlan on a state with stored events', () => {
 
   it('two plans in the same second never reuse an object name', () => {
     const first = plan(emptySeenState(), [A]);
-    const second = plan(commit(first), [A, B], NOW);
+    const second = plan(first.next, [A, B], NOW);
     expect(second.objects.map((o) => o.name)).toEqual([`events/2024/03/01/events-${NOW_UNIX + 1}.jsonl`]);
     expect(second.next.lastObjectUnix).toBe(NOW_UNIX + 1);
-    const third = plan(commit(second), [A, B, C], NOW);
+    const third = plan(second.next, [A, B, C], NOW);
     expect(third.objects.map((o) => o.name)).toEqual([`events/2024/02/29/events-${NOW_UNIX + 2}.jsonl`]);
   });
 
@@ -230,11 +251,10 @@ describe('assembleRunPlan: stored events whose content is not known', () => {
     ['retained with an unknown fingerprint', new Map([[500, '']])],
   ])('%s: no update invented, the fingerprint is learned', (_label, retained) => {
     const X = ev(500, '2024-02-20 10:00:00 +01:00');
-    const state: SeenState = { ...emptySeenState(), format: 'v2', stored: rangesFromIds([500]), retained };
+    const state: SeenState = { ...emptySeenState(), format: 'v3', stored: rangesFromIds([500]), retained };
     const p = plan(state, [X]);
     expect(p.counts).toMatchObject({ new: 0, updated: 0, alreadySeen: 1 });
     expect(p.objects).toEqual([]);
-    expect(p.claim).toBeUndefined();
     expect(p.metadataChanged).toBe(true);
     expect(p.next.retained.get(500)).toBeTruthy();
 
@@ -249,26 +269,35 @@ describe('assembleRunPlan: stored events whose content is not known', () => {
   });
 });
 
-describe('assembleRunPlan: claims of other runs', () => {
-  it('ids in a pending claim are counted in flight and not planned', () => {
-    const other: Claim = {
-      run: 'run-0',
-      host: 'host-b',
-      pid: 9,
-      claimedAt: '2024-03-01T11:59:00.000Z',
-      deadline: '2024-03-01T12:09:00.000Z',
-      objects: [{ name: 'events/2024/03/01/events-1.jsonl', kind: 'events', ids: [200, 201], fps: ['', ''] }],
-    };
-    const state: SeenState = { ...emptySeenState(), pending: [other] };
-    const p = plan(state, [
-      ev(200, '2024-03-01 9:00:00 +01:00'),
-      ev(202, '2024-03-01 9:02:00 +01:00'),
-      ev(201, '2024-03-01 9:01:00 +01:00'),
+describe('assembleRunPlan: the write window', () => {
+  const OLD = ev(300, '2023-05-01 10:00:00 +02:00');
+  const NEWER = ev(301, '2024-03-01 10:00:00 +01:00');
+
+  it('objects dated before the write window are to declare first; recent ones are not', () => {
+    const p = plan(emptySeenState(), [OLD, NEWER]);
+    expect(p.objects.map((o) => o.name).sort()).toEqual([
+      `events/2023/05/01/events-${NOW_UNIX}.jsonl`,
+      `events/2024/03/01/events-${NOW_UNIX}.jsonl`,
     ]);
-    expect(p.counts).toMatchObject({ inFlight: 2, new: 1, alreadySeen: 0 });
-    expect(flatIds(p)).toEqual([202]);
-    expect(p.claim!.objects.flatMap((o) => o.ids)).toEqual([202]);
-    expect(p.next.pending).toEqual([other, p.claim]);
+    expect(p.toDeclare).toEqual(['events/2023/05/01']);
+  });
+
+  it('a partition this run declared needs no new declaration while it outlasts the write budget', () => {
+    const declare = (untilMs: number, holder: string) => ({
+      ...emptySeenState(),
+      ledger: withDeclared(LEDGER, ['events/2023/05/01'], untilMs, [], holder),
+    });
+    expect(plan(declare(NOW.getTime() + 600_000, 'run-1'), [OLD]).toDeclare).toEqual([]);
+    expect(plan(declare(NOW.getTime() + 60_000, 'run-1'), [OLD]).toDeclare).toEqual(['events/2023/05/01']);
+    // Declared by another run: this one joins it first.
+    expect(plan(declare(NOW.getTime() + 600_000, 'run-0'), [OLD]).toDeclare).toEqual(['events/2023/05/01']);
+  });
+
+  it('an edit of an old event goes to its old partition, to declare as well', () => {
+    const stored = plan(emptySeenState(), [OLD]).next;
+    const p = plan(stored, [{ ...OLD, summary: 'Ändrad.' }], new Date('2024-03-01T12:30:00Z'));
+    expect(p.objects.map((o) => o.kind)).toEqual(['updates']);
+    expect(p.toDeclare).toEqual(['updates/2023/05/01']);
   });
 });
 
@@ -350,11 +379,10 @@ describe('assembleRunPlan: quarantine', () => {
 
   it('the same malformed element in two successive runs is quarantined once', () => {
     const first = plan(emptySeenState(), feed);
-    const settled = commit(first);
+    const settled = { ...first.next, format: 'v3' as const };
     const second = plan(settled, feed, new Date('2024-03-01T12:30:00Z'));
     expect(second.counts).toMatchObject({ quarantined: 0, quarantineRepeated: 2, new: 0, alreadySeen: 1 });
     expect(second.objects).toEqual([]);
-    expect(second.claim).toBeUndefined();
     expect(second.metadataChanged).toBe(false);
 
     // A different malformed element still goes to quarantine.
@@ -376,13 +404,12 @@ describe('assembleRunPlan on Python metadata', () => {
   it('metadata changes (upgrade) although nothing is new; no update is invented', () => {
     const p = plan(python, FIRST);
     expect(p.metadataChanged).toBe(true);
-    expect(p.claim).toBeUndefined();
     expect(p.objects).toEqual([]);
     expect(p.counts).toMatchObject({ new: 0, updated: 0, alreadySeen: 3 });
     for (const id of [101, 102, 103]) expect(p.next.retained.get(id)).toBeTruthy();
     // Written back, it is the new format and quiet on the next identical run.
     const upgraded = parseSeenState(serializeSeenState(p.next, NOW));
-    expect(upgraded.format).toBe('v2');
+    expect(upgraded.format).toBe('v3');
     const again = plan(upgraded, FIRST, new Date('2024-03-01T12:30:00Z'));
     expect(again.metadataChanged).toBe(false);
   });

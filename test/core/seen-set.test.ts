@@ -1,25 +1,53 @@
 import { describe, expect, it } from 'vitest';
 import { fingerprintEvent } from '../../src/core/fingerprint.js';
 import { countIds, encodeRanges, hasId, rangesFromIds } from '../../src/core/id-ranges.js';
+import { emptyLedger, type Ledger, parseObjectName } from '../../src/core/object-ledger.js';
+import { type ObjectEntry, recordObjects, type TrackedObject } from '../../src/core/record-objects.js';
 import {
-  applyStoredObjects,
-  type Claim,
-  type ClaimedObject,
-  claimedEventIds,
   emptySeenState,
-  MAX_QUARANTINE_FINGERPRINTS,
   METADATA_FORMAT,
+  METADATA_FORMAT_V2,
   MetadataFormatError,
   parseSeenState,
   type SeenState,
   serializeSeenState,
-  settleClaim,
   trimRetained,
 } from '../../src/core/seen-set.js';
 import { prng } from '../support/prng.js';
 
 const NOW = new Date('2024-03-01T12:00:00.000Z');
 const NO_PROTECT: ReadonlySet<number> = new Set();
+const LEDGER = emptyLedger('2024/02/20');
+
+/** The state as a run works with it: with a ledger (a new store or old metadata gets an empty one). */
+function withLedger(state: SeenState, ledger: Ledger = LEDGER): SeenState & { ledger: Ledger } {
+  return { ...state, ledger: state.ledger ?? ledger };
+}
+
+function object(name: string, entries: ObjectEntry[]): TrackedObject {
+  const parts = parseObjectName('', name);
+  if (!parts) throw new Error(`bad name ${name}`);
+  return { name, parts, entries };
+}
+
+const events = (name: string, ids: number[]) =>
+  object(
+    name,
+    ids.map((id) => ({ id, fp: fp(id) })),
+  );
+
+/** Records objects as a run's commit does (nothing learned, nothing protected). */
+function recorded(state: SeenState, objects: TrackedObject[], max = 1000, protect = NO_PROTECT) {
+  return recordObjects(withLedger(state), {
+    objects,
+    learnedFps: new Map(),
+    protect,
+    maxSeenIds: max,
+    newestEventUnix: undefined,
+    now: NOW,
+    listedAtMs: NOW.getTime(),
+  }).state;
+}
 
 const fp = (n: number) => fingerprintEvent({ id: n, name: `event ${n}` });
 
@@ -42,18 +70,6 @@ function pythonWriter(seenIds: number[], max: number): string {
   });
 }
 
-function claim(run: string, objects: ClaimedObject[], newestEventUnix?: number): Claim {
-  return {
-    run,
-    host: 'collector-1',
-    pid: 4242,
-    claimedAt: '2024-03-01T11:59:00.000Z',
-    deadline: '2024-03-01T12:09:00.000Z',
-    ...(newestEventUnix === undefined ? {} : { newestEventUnix }),
-    objects,
-  };
-}
-
 describe('parseSeenState: the Python collector file', () => {
   const body = '{"seen_ids":[5,4,3],"last_updated":"2024-02-29T23:00:01.5","total_tracked":3}';
 
@@ -66,7 +82,8 @@ describe('parseSeenState: the Python collector file', () => {
     expect([...state.retained.keys()].sort()).toEqual([3, 4, 5]);
     expect([...state.retained.values()]).toEqual(['', '', '']);
     expect(state.lastUpdated).toBe('2024-02-29T23:00:01.5');
-    expect(state.pending).toEqual([]);
+    expect(state.ledger).toBeUndefined();
+    expect(state.legacyClaims).toEqual([]);
     expect(state.quarantineFps).toEqual([]);
     expect(state.lastObjectUnix).toBe(0);
     expect(state.newestEventUnix).toBeUndefined();
@@ -90,12 +107,25 @@ describe('parseSeenState: the Python collector file', () => {
     ['a negative id', '{"seen_ids":[3,-2]}'],
     ['a null id', '{"seen_ids":[3,null]}'],
     [
-      'corrupt stored_ids (v2)',
-      `{"seen_ids":[1],"format":"${METADATA_FORMAT}","stored_ids":"bm90IGRlZmxhdGU="}`,
+      'corrupt stored_ids',
+      `{"seen_ids":[1],"format":"${METADATA_FORMAT}","stored_ids":"bm90IGRlZmxhdGU=","window":{"from":"2024/01/01"}}`,
+    ],
+    ['v3 without a window', `{"seen_ids":[1],"format":"${METADATA_FORMAT}"}`],
+    [
+      'a window with a bad date',
+      `{"seen_ids":[1],"format":"${METADATA_FORMAT}","window":{"from":"2024-01-01"}}`,
+    ],
+    [
+      'a window with unsorted object times',
+      `{"seen_ids":[1],"format":"${METADATA_FORMAT}","window":{"from":"2024/01/01","objects":{"events/2024/01/02":[100,0]}}}`,
+    ],
+    [
+      'a window with a bad declaration',
+      `{"seen_ids":[1],"format":"${METADATA_FORMAT}","window":{"from":"2024/01/01","declared":{"events/2023/01/02":"soon"}}}`,
     ],
     [
       'an invalid pending claim (v2)',
-      `{"seen_ids":[1],"format":"${METADATA_FORMAT}","pending":[{"run":"r"}]}`,
+      `{"seen_ids":[1],"format":"${METADATA_FORMAT_V2}","pending":[{"run":"r"}]}`,
     ],
   ])('%s → MetadataFormatError', (_label, text) => {
     expect(() => parseSeenState(text)).toThrow(MetadataFormatError);
@@ -114,7 +144,7 @@ describe('serializeSeenState: the Python collector can still read it', () => {
         [30, fp(30)],
       ]),
     };
-    const body = serializeSeenState(state, NOW);
+    const body = serializeSeenState(withLedger(state), NOW);
     expect(body.endsWith('\n')).toBe(true);
     expect(pythonReader(body)).toEqual([40, 30, 20, 10]);
     const doc = JSON.parse(body) as Record<string, unknown>;
@@ -127,12 +157,7 @@ describe('serializeSeenState: the Python collector can still read it', () => {
   it('Python file → ours → Python reader → Python writer → ours: ids survive both ways', () => {
     const python = parseSeenState(pythonWriter([7, 9, 8, 12], 1000));
     // Our run stores two more events, then writes.
-    const ours = applyStoredObjects(
-      python,
-      [{ name: 'events/2024/03/01/events-1.jsonl', kind: 'events', ids: [13, 14], fps: [fp(13), fp(14)] }],
-      NO_PROTECT,
-      1000,
-    );
+    const ours = recorded(python, [events('events/2024/03/01/events-1.jsonl', [13, 14])]);
     const ourBody = serializeSeenState(ours, NOW);
     const readByPython = pythonReader(ourBody);
     expect(readByPython).toEqual([14, 13, 12, 9, 8, 7]);
@@ -145,7 +170,7 @@ describe('serializeSeenState: the Python collector can still read it', () => {
 
   it('a Python file longer than MAX_SEEN_IDS is cut to the highest ids once applied', () => {
     const ids = Array.from({ length: 1500 }, (_, k) => 100_000 + 3 * k);
-    const state = applyStoredObjects(parseSeenState(pythonWriter(ids, 5000)), [], NO_PROTECT, 1000);
+    const state = recorded(parseSeenState(pythonWriter(ids, 5000)), []);
     const written = pythonReader(serializeSeenState(state, NOW));
     expect(written).toHaveLength(1000);
     const expected = [...ids].sort((a, b) => b - a).slice(0, 1000);
@@ -154,31 +179,68 @@ describe('serializeSeenState: the Python collector can still read it', () => {
     expect(countIds(state.stored)).toBe(1500);
   });
 
-  it('unknown top-level fields are kept, from a Python file and from a v2 file', () => {
+  it('unknown top-level fields are kept, from a Python file and from one of ours', () => {
     const fromPython = parseSeenState(
       '{"seen_ids":[2,1],"operator":"ops@example.org","schedule":{"every":"30m"}}',
     );
-    const once = serializeSeenState(fromPython, NOW);
+    const once = serializeSeenState(withLedger(fromPython), NOW);
     expect(JSON.parse(once)).toMatchObject({ operator: 'ops@example.org', schedule: { every: '30m' } });
-    const twice = JSON.parse(serializeSeenState(parseSeenState(once), NOW));
+    const twice = JSON.parse(serializeSeenState(withLedger(parseSeenState(once)), NOW));
     expect(twice).toMatchObject({ operator: 'ops@example.org', schedule: { every: '30m' } });
   });
 });
 
 describe('parseSeenState: files it must not misread', () => {
   it('refuses a format written by another version instead of reading it as the Python file', () => {
-    expect(() => parseSeenState(JSON.stringify({ seen_ids: [3, 2], format: 'polisen-collector/3' }))).toThrow(
+    expect(() => parseSeenState(JSON.stringify({ seen_ids: [3, 2], format: 'polisen-collector/4' }))).toThrow(
       MetadataFormatError,
     );
   });
 
-  it('distrusts fingerprints once another writer changed seen_ids but kept our fields', () => {
-    const ours = applyStoredObjects(
-      parseSeenState(undefined),
-      [{ name: 'events/2024/03/01/events-1.jsonl', kind: 'events', ids: [21, 22], fps: [fp(21), fp(22)] }],
-      NO_PROTECT,
-      1000,
+  it('reads a v2 file (claims, no window): no ledger, and the claimed objects to recover', () => {
+    const state = parseSeenState(
+      JSON.stringify({
+        seen_ids: [9, 8],
+        format: METADATA_FORMAT_V2,
+        stored_ids: encodeRanges(rangesFromIds([7, 8, 9])),
+        last_object_unix: 1_709_294_400,
+        pending: [
+          {
+            run: 'r1',
+            host: 'h',
+            pid: 1,
+            claimedAt: '2024-03-01T11:00:00.000Z',
+            deadline: '2024-03-01T11:15:00.000Z',
+            objects: [
+              { name: 'events/2024/03/01/events-1709294400.jsonl', kind: 'events', ids: [10], fps: ['x'] },
+              {
+                name: 'quarantine/2024/03/01/quarantine-1709294400.jsonl',
+                kind: 'quarantine',
+                ids: [],
+                fps: [],
+              },
+            ],
+          },
+        ],
+      }),
     );
+    expect(state.format).toBe('v2');
+    expect(state.ledger).toBeUndefined();
+    expect(state.lastObjectUnix).toBe(1_709_294_400);
+    expect(countIds(state.stored)).toBe(3);
+    expect(state.legacyClaims).toEqual([
+      { name: 'events/2024/03/01/events-1709294400.jsonl', kind: 'events' },
+      { name: 'quarantine/2024/03/01/quarantine-1709294400.jsonl', kind: 'quarantine' },
+    ]);
+    // Written back in this format: no claims, a window.
+    const doc = JSON.parse(serializeSeenState(withLedger(state), NOW)) as Record<string, unknown>;
+    expect(doc.format).toBe(METADATA_FORMAT);
+    expect(doc.pending).toBeUndefined();
+    expect(doc.window).toEqual({ from: '2024/02/20', objects: {}, declared: {} });
+  });
+
+  it('distrusts fingerprints once another writer changed seen_ids but kept our fields', () => {
+    const ours = recorded(parseSeenState(undefined), [events('events/2024/03/01/events-1.jsonl', [21, 22])]);
     const doc = JSON.parse(serializeSeenState(ours, NOW)) as { seen_ids: number[] };
     expect(parseSeenState(JSON.stringify(doc)).retained.get(22)).toBe(fp(22));
     // A writer that edits seen_ids in place (drops 22, adds 23) and keeps the rest of the file.
@@ -189,34 +251,21 @@ describe('parseSeenState: files it must not misread', () => {
   });
 });
 
-describe('v2 round trip: parse(serialize(state))', () => {
-  it('keeps stored ranges, retained ids and fingerprints, quarantine fps, pending claims, lastObjectUnix', () => {
+describe('round trip: parse(serialize(state))', () => {
+  it('keeps stored ranges, retained ids and fingerprints, quarantine fps, the ledger, lastObjectUnix', () => {
     const storedIds = [100, 101, 102, 105, 200, 201, 438_834];
-    const pending = [
-      claim(
-        'run-a',
-        [
-          {
-            name: 'events/2024/03/01/events-1709294400.jsonl',
-            kind: 'events',
-            ids: [438_900],
-            fps: [fp(438_900)],
-          },
-          {
-            name: 'quarantine/2024/03/01/quarantine-1709294400.jsonl',
-            kind: 'quarantine',
-            ids: [],
-            fps: [fp(-1)],
-          },
-        ],
-        1_709_290_000,
-      ),
-      claim('run-b', [
-        { name: 'updates/2024/02/28/updates-1709294401.jsonl', kind: 'updates', ids: [201], fps: [fp(1)] },
+    const ledger: Ledger = {
+      from: '2024/02/21',
+      recorded: new Map([
+        ['events/2024/02/28', [1_709_100_000, 1_709_101_800, 1_709_101_801]],
+        ['updates/2024/03/01', [1_709_294_401]],
       ]),
-    ];
-    const state: SeenState = {
-      format: 'v2',
+      declared: new Map([
+        ['events/2023/05/01', { untilMs: Date.parse('2024-03-01T12:15:00.000Z'), holders: ['run-a'] }],
+      ]),
+    };
+    const state: SeenState & { ledger: Ledger } = {
+      format: 'v3',
       stored: rangesFromIds(storedIds),
       retained: new Map([
         [438_834, fp(438_834)],
@@ -225,18 +274,19 @@ describe('v2 round trip: parse(serialize(state))', () => {
         [105, fp(105)],
       ]),
       quarantineFps: [fp(-2), fp(-3)],
-      pending,
+      ledger,
+      legacyClaims: [],
       lastObjectUnix: 1_709_294_401,
       newestEventUnix: 1_709_290_000,
       lastUpdated: undefined,
       extra: { note: 'kept as is', nested: [1, { a: 'å' }] },
     };
     const back = parseSeenState(serializeSeenState(state, NOW));
-    expect(back.format).toBe('v2');
+    expect(back.format).toBe('v3');
     expect([...back.stored]).toEqual([...state.stored]);
     expect(back.retained).toEqual(state.retained);
     expect(back.quarantineFps).toEqual(state.quarantineFps);
-    expect(back.pending).toEqual(pending);
+    expect(back.ledger).toEqual(ledger);
     expect(back.lastObjectUnix).toBe(state.lastObjectUnix);
     expect(back.newestEventUnix).toBe(state.newestEventUnix);
     expect(back.lastUpdated).toBe(NOW.toISOString());
@@ -244,8 +294,8 @@ describe('v2 round trip: parse(serialize(state))', () => {
   });
 
   it('an unknown newest event time stays unknown', () => {
-    const state: SeenState = { ...emptySeenState(), format: 'v2', stored: rangesFromIds([1]) };
-    expect(parseSeenState(serializeSeenState(state, NOW)).newestEventUnix).toBeUndefined();
+    const state: SeenState = { ...emptySeenState(), format: 'v3', stored: rangesFromIds([1]) };
+    expect(parseSeenState(serializeSeenState(withLedger(state), NOW)).newestEventUnix).toBeUndefined();
   });
 
   it('seen_ids are stored even when stored_ids omits them (an older writer)', () => {
@@ -253,6 +303,7 @@ describe('v2 round trip: parse(serialize(state))', () => {
       seen_ids: [50, 40],
       format: METADATA_FORMAT,
       stored_ids: encodeRanges(rangesFromIds([1, 2, 3])),
+      window: { from: '2024/01/01' },
     });
     const state = parseSeenState(body);
     for (const id of [1, 2, 3, 40, 50]) expect(hasId(state.stored, id)).toBe(true);
@@ -276,108 +327,6 @@ describe('trimRetained', () => {
   it('returns the same map when nothing needs trimming', () => {
     expect(trimRetained(retained, NO_PROTECT, 20)).toBe(retained);
     expect(trimRetained(retained, NO_PROTECT, 1000)).toBe(retained);
-  });
-});
-
-describe('applyStoredObjects / settleClaim', () => {
-  const base: SeenState = {
-    ...emptySeenState(),
-    format: 'v2',
-    stored: rangesFromIds([1, 2, 3]),
-    retained: new Map([
-      [3, fp(3)],
-      [2, fp(2)],
-    ]),
-    newestEventUnix: 1000,
-  };
-
-  it('events ids become stored with their fingerprints; updates only change fingerprints; quarantine adds fps', () => {
-    const next = applyStoredObjects(
-      base,
-      [
-        { name: 'events/a', kind: 'events', ids: [10, 11], fps: [fp(10), fp(11)] },
-        { name: 'updates/b', kind: 'updates', ids: [2], fps: [fp(222)] },
-        { name: 'quarantine/c', kind: 'quarantine', ids: [], fps: [fp(-1), fp(-2)] },
-      ],
-      NO_PROTECT,
-      1000,
-      2000,
-    );
-    expect(countIds(next.stored)).toBe(5);
-    for (const id of [1, 2, 3, 10, 11]) expect(hasId(next.stored, id)).toBe(true);
-    expect(next.retained.get(10)).toBe(fp(10));
-    expect(next.retained.get(11)).toBe(fp(11));
-    expect(next.retained.get(2)).toBe(fp(222));
-    expect(next.retained.get(3)).toBe(fp(3));
-    expect(next.quarantineFps).toEqual([fp(-1), fp(-2)]);
-    expect(next.newestEventUnix).toBe(2000);
-    // The input state is not changed.
-    expect(base.retained.get(2)).toBe(fp(2));
-    expect(countIds(base.stored)).toBe(3);
-  });
-
-  it('an updates object does not add stored ids, even for an id not stored', () => {
-    const next = applyStoredObjects(
-      base,
-      [{ name: 'updates/x', kind: 'updates', ids: [3, 50], fps: [fp(33), fp(50)] }],
-      NO_PROTECT,
-      1000,
-    );
-    expect([...next.stored]).toEqual([...base.stored]);
-    expect(hasId(next.stored, 50)).toBe(false);
-    expect(next.retained.get(3)).toBe(fp(33));
-  });
-
-  it('newestEventUnix only moves forward', () => {
-    expect(applyStoredObjects(base, [], NO_PROTECT, 1000, 500).newestEventUnix).toBe(1000);
-    expect(applyStoredObjects(base, [], NO_PROTECT, 1000).newestEventUnix).toBe(1000);
-  });
-
-  it('trims retained to max, protecting the feed ids', () => {
-    const ids = Array.from({ length: 30 }, (_, k) => 100 + k);
-    const next = applyStoredObjects(
-      base,
-      [{ name: 'events/y', kind: 'events', ids, fps: ids.map(fp) }],
-      new Set([1, 2]),
-      10,
-    );
-    expect(next.retained.size).toBe(10);
-    expect(next.retained.has(2)).toBe(true);
-    expect(next.retained.has(129)).toBe(true);
-    expect(next.retained.has(100)).toBe(false);
-    expect(countIds(next.stored)).toBe(33);
-  });
-
-  it(`keeps only the last ${MAX_QUARANTINE_FINGERPRINTS} quarantine fingerprints`, () => {
-    const fps = Array.from({ length: MAX_QUARANTINE_FINGERPRINTS + 100 }, (_, k) => fp(-k - 1));
-    const next = applyStoredObjects(
-      base,
-      [{ name: 'q', kind: 'quarantine', ids: [], fps }],
-      NO_PROTECT,
-      1000,
-    );
-    expect(next.quarantineFps).toEqual(fps.slice(100));
-  });
-
-  it('settleClaim removes only that claim and applies only the objects that exist', () => {
-    const objects: ClaimedObject[] = [
-      { name: 'events/2024/03/01/events-9.jsonl', kind: 'events', ids: [20, 21], fps: [fp(20), fp(21)] },
-      { name: 'events/2024/02/29/events-9.jsonl', kind: 'events', ids: [19], fps: [fp(19)] },
-    ];
-    const mine = claim('mine', objects, 3000);
-    const other = claim('other', [{ name: 'events/z', kind: 'events', ids: [30], fps: [fp(30)] }]);
-    const state: SeenState = { ...base, pending: [other, mine] };
-    expect([...claimedEventIds(state.pending)].sort((a, b) => a - b)).toEqual([19, 20, 21, 30]);
-
-    // Only the first object was written before the run died.
-    const settled = settleClaim(state, 'mine', [objects[0]!], NO_PROTECT, 1000);
-    expect(settled.pending).toEqual([other]);
-    expect(hasId(settled.stored, 20)).toBe(true);
-    expect(hasId(settled.stored, 21)).toBe(true);
-    expect(hasId(settled.stored, 19)).toBe(false);
-    expect(hasId(settled.stored, 30)).toBe(false);
-    expect(settled.retained.get(21)).toBe(fp(21));
-    expect(settled.newestEventUnix).toBe(3000);
   });
 });
 
@@ -413,36 +362,36 @@ describe('metadata size over years', () => {
         feed.push(...ids);
         feed.splice(0, Math.max(0, feed.length - 500));
         const edited = feed.slice(0, 5); // a few edits of older events still in the feed
-        const objects: ClaimedObject[] = [
-          { name: 'events/x', kind: 'events', ids, fps: ids.map(fp) },
-          { name: 'updates/x', kind: 'updates', ids: edited, fps: edited.map((e) => fp(-e)) },
+        const unix = 1_700_000_000 + year * 10_000 + run;
+        const objects: TrackedObject[] = [
+          events(`events/2024/03/01/events-${unix}.jsonl`, ids),
+          object(
+            `updates/2024/03/01/updates-${unix}.jsonl`,
+            edited.map((e) => ({ id: e, fp: fp(-e - run) })),
+          ),
         ];
-        if (run % 4 === 0)
-          objects.push({ name: 'quarantine/x', kind: 'quarantine', ids: [], fps: [fp(-run - year * 100)] });
-        state = applyStoredObjects(state, objects, new Set(feed), max, 1_700_000_000 + run);
-        state = { ...state, lastObjectUnix: 1_700_000_000 + year * 10_000 + run };
+        if (run % 4 === 0) {
+          objects.push(
+            object(`quarantine/2024/03/01/quarantine-${unix}.jsonl`, [
+              { id: undefined, fp: fp(-run - year * 100) },
+            ]),
+          );
+        }
+        state = recorded(state, objects, max, new Set(feed));
       }
       if (year === 0) {
         firstYearSize.ids = countIds(state.stored);
         firstYearSize.encoded = encodeRanges(state.stored).length;
       }
     }
-    // A run in flight at the moment of writing: a typical claim of a few dozen new ids.
-    const inFlight = Array.from({ length: 40 }, (_, k) => id + 1 + k);
-    state = {
-      ...state,
-      pending: [
-        claim('run-now', [
-          {
-            name: 'events/2028/01/01/events-1830000000.jsonl',
-            kind: 'events',
-            ids: inFlight,
-            fps: inFlight.map(fp),
-          },
-        ]),
-      ],
-    };
-    const body = serializeSeenState(state, NOW);
+    // A busy window: 11 days × 48 runs × 1.2 objects recorded (the real feed's objects per run).
+    const recordedNow = new Map<string, number[]>();
+    for (let day = 0; day < 11; day++) {
+      const times = Array.from({ length: 58 }, (_, k) => 1_830_000_000 + day * 86_400 + k * 1800);
+      recordedNow.set(`events/2028/01/${String(day + 1).padStart(2, '0')}`, times);
+    }
+    state = { ...state, ledger: { from: '2028/01/01', recorded: recordedNow, declared: new Map() } };
+    const body = serializeSeenState(withLedger(state), NOW);
     const bytes = Buffer.byteLength(body, 'utf8');
     console.info(
       `simulated 5 years: ${total} ids, ${state.stored.length / 2} ranges; first year ${firstYearSize.encoded} B of ranges; metadata ${bytes} B`,

@@ -25,6 +25,11 @@ export function localObjects(dir: string): Map<string, Buffer> {
 }
 
 export interface StoreCensus {
+  /**
+   * Collector objects in the metadata's window that its `window.objects` does not list: objects a run
+   * wrote but did not record (read here without the collector's own code).
+   */
+  unrecorded: string[];
   /** id → number of lines in events/ */
   events: Map<number, number>;
   /** id → lines (raw) in updates/ */
@@ -38,7 +43,9 @@ export interface StoreCensus {
 const DATE = /^(\d{4})-(\d{2})-(\d{2}) /;
 
 export function census(objects: Map<string, Buffer>, prefix = ''): StoreCensus {
+  const collectorNames: string[] = [];
   const result: StoreCensus = {
+    unrecorded: [],
     events: new Map(),
     updates: new Map(),
     quarantineLines: 0,
@@ -52,6 +59,7 @@ export function census(objects: Map<string, Buffer>, prefix = ''): StoreCensus {
       result.metadata = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
       continue;
     }
+    if (!rel.startsWith('metadata/')) collectorNames.push(rel);
     const lines = body
       .toString('utf8')
       .split('\n')
@@ -70,7 +78,31 @@ export function census(objects: Map<string, Buffer>, prefix = ''): StoreCensus {
         result.updates.set(event.id, [...(result.updates.get(event.id) ?? []), line]);
     }
   }
+  result.unrecorded = unrecordedIn(result.metadata, collectorNames);
   return result;
+}
+
+/** Names in the window (dated `from` or later, or declared) that `window.objects` does not list. */
+function unrecordedIn(metadata: Record<string, unknown> | undefined, names: readonly string[]): string[] {
+  const window = metadata?.window as
+    | { from: string; objects: Record<string, number[]>; declared: Record<string, string> }
+    | undefined;
+  if (!window) return [];
+  const recorded = new Set<string>();
+  for (const [partition, deltas] of Object.entries(window.objects)) {
+    const kind = partition.split('/')[0];
+    let unix = 0;
+    for (const d of deltas) {
+      unix += d;
+      recorded.add(`${partition}/${kind}-${unix}.jsonl`);
+    }
+  }
+  return names.filter((rel) => {
+    const m = /^((?:events|updates|quarantine)\/(\d{4}\/\d{2}\/\d{2}))\//.exec(rel);
+    if (!m) return false;
+    const inWindow = m[2]! >= window.from || m[1]! in window.declared;
+    return inWindow && !recorded.has(rel);
+  });
 }
 
 export function duplicates(c: StoreCensus): number[] {

@@ -56,3 +56,12 @@ export function syntheticEvent(
     ...extra,
   };
 }
+
+/**
+ * A datetime in the API's form on the UTC date `daysAgo` days before today (at `hour`:`minute`, +01:00),
+ * so that events land inside the collector's write window (recent dates) or outside it (old ones).
+ */
+export function recentDatetime(daysAgo: number, hour: number, minute = 0): string {
+  const date = new Date(Date.now() - daysAgo * 86_400_000).toISOString().slice(0, 10);
+  return `${date} ${hour}:${String(minute).padStart(2, '0')}:00 +01:00`;
+}
