@@ -23,6 +23,13 @@ const temp = tempDir('polisen-crash-');
 
 beforeAll(async () => {
   [feed, servers] = await Promise.all([startFeedServer(), startProductionServers()]);
+  // Each scenario asks for its own response (`?dates=…&phase=…`), so that scenarios can run at once.
+  feed.handler((_req, url) => {
+    const dates = url.searchParams.get('dates') as keyof typeof DATES | null;
+    const phase = url.searchParams.get('phase');
+    if (!dates || !(dates in DATES) || (phase !== 'base' && phase !== 'next')) return undefined;
+    return { body: JSON.stringify(responses(DATES[dates])[phase]) };
+  });
 });
 afterAll(async () => {
   await Promise.all([feed.close(), servers.close()]);
@@ -71,20 +78,41 @@ function expectExactlyOnce(objects: Map<string, Buffer>, where: string): void {
   expect(c.metadata?.total_tracked, where).toBe(5);
 }
 
-async function scenario(store: StoreUnderTest, name: string, d: Dates, killAt: string | undefined) {
-  const stateDir = `${temp.dir}/state-${name}`;
-  const { base, next } = responses(d);
-  feed.setBody(JSON.stringify(base));
-  const first = await runCli(['collect'], store.env(name, feed.url, stateDir));
-  expect(first.code, first.stdout + first.stderr).toBe(0);
-  feed.setBody(JSON.stringify(next));
-  return runCli(
-    ['collect'],
-    killAt
-      ? { ...store.env(name, feed.url, stateDir), POLISEN_TEST_KILL_AT: killAt }
-      : store.env(name, feed.url, stateDir),
-  );
+function env(store: StoreUnderTest, name: string, dates: keyof typeof DATES, phase: 'base' | 'next') {
+  return store.env(name, `${feed.url}?dates=${dates}&phase=${phase}`, `${temp.dir}/state-${name}`);
 }
+
+/** The base response collected, then the next one collected with a kill at `killAt` (if any). */
+async function scenario(store: StoreUnderTest, name: string, dates: keyof typeof DATES, killAt?: string) {
+  const first = await runCli(['collect'], env(store, name, dates, 'base'));
+  expect(first.code, first.stdout + first.stderr).toBe(0);
+  const next = env(store, name, dates, 'next');
+  return runCli(['collect'], killAt ? { ...next, POLISEN_TEST_KILL_AT: killAt } : next);
+}
+
+/** Kills at `killAt`, then a recovery run and an idle run; whether the kill happened. */
+async function killAndRecover(
+  store: StoreUnderTest,
+  name: string,
+  dates: keyof typeof DATES,
+  killAt: string,
+): Promise<boolean> {
+  const killed = await scenario(store, name, dates, killAt);
+  if (killed.signal !== 'SIGKILL') {
+    expect(killed.code, `${name}: ${killed.stdout}${killed.stderr}`).toBe(0);
+    return false;
+  }
+  const recovery = await runCli(['collect'], env(store, name, dates, 'next'));
+  expect(recovery.code, `${name}: ${recovery.stdout}${recovery.stderr}`).toBe(0);
+  expectExactlyOnce(store.objects(name), name);
+  // A further run finds nothing to do.
+  const idle = await runCli(['collect'], env(store, name, dates, 'next'));
+  expect(summaryLine(idle), name).toMatchObject({ new: 0, updated: 0, quarantined: 0, objects: 0 });
+  return true;
+}
+
+/** Operations tried at once (each a store of its own): two kill points each. */
+const OPS_AT_ONCE = 2;
 
 describe.each([
   ['local', () => localStoreUnderTest(`${temp.dir}/local`)],
@@ -94,32 +122,23 @@ describe.each([
     'survives a kill just before and just after every store operation (%s dates)',
     async (dates) => {
       const store = makeStore();
-      const d = DATES[dates];
-      const clean = await scenario(store, `${kind}-${dates}-clean`, d, undefined);
+      const clean = await scenario(store, `${kind}-${dates}-clean`, dates);
       expect(clean.code, clean.stdout).toBe(0);
       expectExactlyOnce(store.objects(`${kind}-${dates}-clean`), 'clean run');
       // Kill at operation 1, 2, … until a run gets past its last store operation untouched.
       let operations = 0;
-      for (let op = 1; ; op++) {
-        const results = [];
-        for (const when of ['before', 'after'] as const) {
-          const name = `${kind}-${dates}-${op}-${when}`;
-          const killed = await scenario(store, name, d, `${op}:${when}`);
-          results.push(killed.signal);
-          if (killed.signal !== 'SIGKILL') {
-            expect(killed.code, `${name}: ${killed.stdout}${killed.stderr}`).toBe(0);
-            continue;
-          }
-          const stateDir = `${temp.dir}/state-${name}`;
-          const recovery = await runCli(['collect'], store.env(name, feed.url, stateDir));
-          expect(recovery.code, `${name}: ${recovery.stdout}${recovery.stderr}`).toBe(0);
-          expectExactlyOnce(store.objects(name), name);
-          // A further run finds nothing to do.
-          const idle = await runCli(['collect'], store.env(name, feed.url, stateDir));
-          expect(summaryLine(idle), name).toMatchObject({ new: 0, updated: 0, quarantined: 0, objects: 0 });
-        }
-        if (results.every((s) => s !== 'SIGKILL')) break;
-        operations = op;
+      for (let first = 1; operations === first - 1; first += OPS_AT_ONCE) {
+        const ops = Array.from({ length: OPS_AT_ONCE }, (_, k) => first + k);
+        const killed = await Promise.all(
+          ops.flatMap((op) =>
+            (['before', 'after'] as const).map((when) =>
+              killAndRecover(store, `${kind}-${dates}-${op}-${when}`, dates, `${op}:${when}`),
+            ),
+          ),
+        );
+        ops.forEach((op, k) => {
+          if (killed[2 * k] || killed[2 * k + 1]) operations = Math.max(operations, op);
+        });
       }
       // get metadata, 3 listings, 4 object puts (2 event dates, 1 update, 1 quarantine), put metadata;
       // old dates also list and declare their partitions first.
