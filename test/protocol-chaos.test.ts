@@ -27,6 +27,15 @@ afterAll(() => {
 
 class Died extends Error {}
 
+const options = { ...DEFAULT_COLLECT_OPTIONS, dryRun: false, maxSeenIds: 1000, revisions: true, prefix: '' };
+const logger = pino({ level: 'silent' });
+
+function freshStore(prefix: string): { dir: string; store: LocalStore } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  dirs.push(dir);
+  return { dir, store: new LocalStore(dir) };
+}
+
 /** The store as one run sees it: delayed at random, and dead from its `dieAt`-th operation on. */
 function chaoticStore(store: ObjectStore, random: () => number, dieAt: number): ObjectStore {
   let count = 0;
@@ -93,19 +102,9 @@ function feedOf(world: World, random: () => number): unknown[] {
 
 async function chaos(seed: number, rounds: number): Promise<void> {
   const random = prng(seed);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'polisen-chaos-'));
-  dirs.push(dir);
-  const store = new LocalStore(dir);
-  const logger = pino({ level: 'silent' });
+  const { dir, store } = freshStore('polisen-chaos-');
   const world: World = { events: new Map(), nextId: 10_000 };
   let clock = Date.parse('2024-03-01T08:00:00Z');
-  const options = {
-    ...DEFAULT_COLLECT_OPTIONS,
-    dryRun: false,
-    maxSeenIds: 1000,
-    revisions: true,
-    prefix: '',
-  };
   const counts = { runs: 0, died: 0, recovered: 0, duplicatesRemoved: 0 };
 
   for (let round = 0; round < rounds; round++) {
@@ -237,19 +236,19 @@ function latch(): { wait: Promise<void>; open: () => void; reached: Promise<void
   return { wait, open, reached, arrive };
 }
 
+/** Holds a run at its metadata write (its compare-and-swap) until the latch opens. */
+function heldAtCommit(
+  op: { method: string; name: string },
+  at: ReturnType<typeof latch>,
+): Promise<void> | undefined {
+  if (op.method !== 'put' || op.name !== 'metadata/last_seen.json') return undefined;
+  at.arrive();
+  return at.wait;
+}
+
 describe('the commit protocol: a schedule where a line may only be stripped once a commit holds it', () => {
   it('two runs write one event, one dies, a third finds both while the other commits: the event is kept once', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'polisen-schedule-'));
-    dirs.push(dir);
-    const store = new LocalStore(dir);
-    const logger = pino({ level: 'silent' });
-    const options = {
-      ...DEFAULT_COLLECT_OPTIONS,
-      dryRun: false,
-      maxSeenIds: 1000,
-      revisions: true,
-      prefix: '',
-    };
+    const { dir, store } = freshStore('polisen-schedule-');
     const t0 = Date.parse('2024-03-01T08:00:00Z');
     const old = syntheticEvent(10_000, apiDatetime(t0 - HOUR));
     const x = syntheticEvent(10_001, apiDatetime(t0 - 10 * 60_000));
@@ -269,14 +268,9 @@ describe('the commit protocol: a schedule where a line may only be stripped once
     const bObject = latch();
     const bCommit = latch();
     const b = run(
-      gatedStore(store, ({ method, name }) => {
-        if (method === 'put' && name.startsWith('events/')) return bObject.wait;
-        if (method === 'put' && name === 'metadata/last_seen.json') {
-          bCommit.arrive();
-          return bCommit.wait;
-        }
-        return undefined;
-      }),
+      gatedStore(store, (op) =>
+        op.method === 'put' && op.name.startsWith('events/') ? bObject.wait : heldAtCommit(op, bCommit),
+      ),
       [x, old],
       t0 + 5000,
     );
@@ -292,13 +286,7 @@ describe('the commit protocol: a schedule where a line may only be stripped once
     // C finds both objects unrecorded; it is held at its first compare-and-swap while B commits.
     const cCommit = latch();
     const c = run(
-      gatedStore(store, ({ method, name }) => {
-        if (method === 'put' && name === 'metadata/last_seen.json') {
-          cCommit.arrive();
-          return cCommit.wait;
-        }
-        return undefined;
-      }),
+      gatedStore(store, (op) => heldAtCommit(op, cCommit)),
       [x, old],
       t0 + 10_000,
     );
