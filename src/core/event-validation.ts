@@ -3,7 +3,7 @@
  * cannot be stored under its id and date goes to quarantine with the reason.
  */
 import { type EventTime, parseEventDatetime } from './event-datetime.js';
-import { canonicalJson } from './fingerprint.js';
+import { canonicalJson, EVENT_KEYS, keysAre, LOCATION_KEYS } from './fingerprint.js';
 
 export interface FeedEvent {
   id: number;
@@ -13,11 +13,52 @@ export interface FeedEvent {
 }
 
 /**
+ * A string JSON.stringify writes as is, between quotes: no quote, backslash, control character or
+ * surrogate (a lone surrogate is escaped; a pair would not be, but is rare enough to leave to it).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it excludes.
+const VERBATIM = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+
+function verbatim(value: unknown): value is string {
+  return typeof value === 'string' && VERBATIM.test(value);
+}
+
+/**
  * The event as one JSONL line: the object as sent, UTF-8, nothing escaped that JSON does not require.
  * Computed only for events that are written (most of a response is already stored).
+ *
+ * An event in the API's own shape whose strings need no escaping (nearly all) is written from a
+ * template, which yields the same text as JSON.stringify at about half its cost; any other is left
+ * to JSON.stringify.
  */
 export function eventLine(event: FeedEvent): string {
-  return JSON.stringify(event.raw);
+  const e = event.raw;
+  const { id, datetime, name, summary, url, type, location } = e;
+  if (
+    typeof id === 'number' &&
+    Number.isSafeInteger(id) &&
+    id > 0 &&
+    location !== null &&
+    typeof location === 'object' &&
+    !Array.isArray(location)
+  ) {
+    const l = location as Record<string, unknown>;
+    const locationName = l.name;
+    const gps = l.gps;
+    if (
+      verbatim(datetime) &&
+      verbatim(name) &&
+      verbatim(summary) &&
+      verbatim(url) &&
+      verbatim(type) &&
+      verbatim(locationName) &&
+      verbatim(gps) &&
+      keysAre(e, EVENT_KEYS) &&
+      keysAre(l, LOCATION_KEYS)
+    )
+      return `{"id":${id},"datetime":"${datetime}","name":"${name}","summary":"${summary}","url":"${url}","type":"${type}","location":{"name":"${locationName}","gps":"${gps}"}}`;
+  }
+  return JSON.stringify(e);
 }
 
 export interface QuarantinedElement {

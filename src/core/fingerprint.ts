@@ -11,8 +11,8 @@ export const FINGERPRINT_LENGTH = 8;
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 const CODES = Uint8Array.from(ALPHABET, (c) => c.charCodeAt(0));
 /** The API's own key order; events in that order (all of them, in practice) need no sorting. */
-const EVENT_KEYS = ['id', 'datetime', 'name', 'summary', 'url', 'type', 'location'];
-const LOCATION_KEYS = ['name', 'gps'];
+export const EVENT_KEYS: readonly string[] = ['id', 'datetime', 'name', 'summary', 'url', 'type', 'location'];
+export const LOCATION_KEYS: readonly string[] = ['name', 'gps'];
 const NO_KEYS: readonly string[] = [];
 
 /** Two 32-bit multiplicative lanes, fed pairs of UTF-16 units. */
@@ -104,8 +104,8 @@ function visit(h: Hasher, value: unknown, known: readonly string[]): void {
   }
 }
 
-/** Whether the keys are exactly `known`, in that order. */
-function keysAre(record: object, known: readonly string[]): boolean {
+/** Whether the object's own keys are exactly `known`, in that order. */
+export function keysAre(record: object, known: readonly string[]): boolean {
   const keys = Object.keys(record);
   if (keys.length !== known.length) return false;
   for (let i = 0; i < keys.length; i++) if (keys[i] !== known[i]) return false;
