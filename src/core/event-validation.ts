@@ -10,6 +10,11 @@ export interface FeedEvent {
   /** The element as the API sent it (parsed). */
   raw: Record<string, unknown>;
   time: EventTime;
+  /**
+   * Whether `raw` is in the API's shape with every string one JSON writes as it is (see eventLine),
+   * when known: fingerprintFeedEvent notes it for events that are written; undefined until then.
+   */
+  verbatim: boolean | undefined;
 }
 
 /**
@@ -23,42 +28,38 @@ function verbatim(value: unknown): value is string {
   return typeof value === 'string' && VERBATIM.test(value);
 }
 
+/** Whether an event that was not fingerprinted can be written from the template (see eventLine). */
+function isVerbatim(e: Record<string, unknown>): boolean {
+  const { id, datetime, name, summary, url, type, location } = e;
+  if (typeof id !== 'number' || location === null || typeof location !== 'object' || Array.isArray(location))
+    return false;
+  const l = location as Record<string, unknown>;
+  return (
+    verbatim(datetime) &&
+    verbatim(name) &&
+    verbatim(summary) &&
+    verbatim(url) &&
+    verbatim(type) &&
+    verbatim(l.name) &&
+    verbatim(l.gps) &&
+    keysAre(e, EVENT_KEYS) &&
+    keysAre(l, LOCATION_KEYS)
+  );
+}
+
 /**
  * The event as one JSONL line: the object as sent, UTF-8, nothing escaped that JSON does not require.
  * Computed only for events that are written (most of a response is already stored).
  *
  * An event in the API's own shape whose strings need no escaping (nearly all) is written from a
- * template, which yields the same text as JSON.stringify at about half its cost; any other is left
+ * template, which yields the same text as JSON.stringify at about a third of its cost; any other is left
  * to JSON.stringify.
  */
 export function eventLine(event: FeedEvent): string {
   const e = event.raw;
-  const { id, datetime, name, summary, url, type, location } = e;
-  if (
-    typeof id === 'number' &&
-    Number.isSafeInteger(id) &&
-    id > 0 &&
-    location !== null &&
-    typeof location === 'object' &&
-    !Array.isArray(location)
-  ) {
-    const l = location as Record<string, unknown>;
-    const locationName = l.name;
-    const gps = l.gps;
-    if (
-      verbatim(datetime) &&
-      verbatim(name) &&
-      verbatim(summary) &&
-      verbatim(url) &&
-      verbatim(type) &&
-      verbatim(locationName) &&
-      verbatim(gps) &&
-      keysAre(e, EVENT_KEYS) &&
-      keysAre(l, LOCATION_KEYS)
-    )
-      return `{"id":${id},"datetime":"${datetime}","name":"${name}","summary":"${summary}","url":"${url}","type":"${type}","location":{"name":"${locationName}","gps":"${gps}"}}`;
-  }
-  return JSON.stringify(e);
+  if (!(event.verbatim ?? isVerbatim(e))) return JSON.stringify(e);
+  const l = e.location as Record<string, unknown>;
+  return `{"id":${e.id},"datetime":"${e.datetime}","name":"${e.name}","summary":"${e.summary}","url":"${e.url}","type":"${e.type}","location":{"name":"${l.name}","gps":"${l.gps}"}}`;
 }
 
 export interface QuarantinedElement {
@@ -98,7 +99,7 @@ export function validateFeed(elements: readonly unknown[]): ValidatedFeed {
       else {
         const earlier = byId.get(id);
         if (!earlier) {
-          const event: FeedEvent = { id, raw, time };
+          const event: FeedEvent = { id, raw, time, verbatim: undefined };
           byId.set(id, event);
           events.push(event);
           continue;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { eventLine, validateFeed } from '../../src/core/event-validation.js';
+import { fingerprintEvent, fingerprintFeedEvent } from '../../src/core/fingerprint.js';
 import { loadReplay, REPLAY_SKIP_REASON, replayFileAvailable } from '../support/replay-file.js';
 
 /** An element shaped like the API's, with Swedish text. */
@@ -181,15 +182,45 @@ describe('eventLine: exactly JSON.stringify of the element, whatever its shape',
     ['empty strings', { ...base, name: '', summary: '', type: '' }],
   ])('%s', (_label, raw) => {
     const [event] = validateFeed([raw]).events;
+    expect(event!.verbatim).toBeUndefined();
+    expect(eventLine(event!)).toBe(JSON.stringify(raw));
+    // Once fingerprinted (as the plan does), the line comes from what the fingerprint noted.
+    expect(fingerprintFeedEvent(event!, false)).toBe(fingerprintEvent(raw));
+    expect(event!.verbatim).toBeUndefined();
+    expect(fingerprintFeedEvent(event!, true)).toBe(fingerprintEvent(raw));
+    expect(typeof event!.verbatim).toBe('boolean');
     expect(eventLine(event!)).toBe(JSON.stringify(raw));
   });
 
-  it.skipIf(!replayFileAvailable())('every event version of the recorded year', async () => {
-    const replay = await loadReplay();
-    for (const raw of replay.versions) {
+  it('the fingerprint notes the template is usable only for plain strings in the API shape', () => {
+    const verbatim = (raw: Record<string, unknown>) => {
       const [event] = validateFeed([raw]).events;
-      expect(eventLine(event!)).toBe(JSON.stringify(raw));
-    }
+      fingerprintFeedEvent(event!, true);
+      return event!.verbatim;
+    };
+    expect(verbatim(base)).toBe(true);
+    expect(verbatim({ ...base, summary: 'ett "citat"' })).toBe(false);
+    expect(verbatim({ ...base, name: 'C:\\väg' })).toBe(false);
+    expect(verbatim({ ...base, type: 'rad\nrad' })).toBe(false);
+    expect(verbatim({ ...base, summary: 'Brand 🔥' })).toBe(false);
+    expect(verbatim({ ...base, location: { name: 'a\u001f', gps: '1,2' } })).toBe(false);
+    expect(verbatim({ ...base, type: 7 })).toBe(false);
+    expect(verbatim({ ...base, summary: null })).toBe(false);
+    expect(verbatim({ ...base, extra: 'x' })).toBe(false);
+    expect(verbatim({ ...base, location: { gps: '1,2', name: 'a' } })).toBe(false);
   });
+
+  it.skipIf(!replayFileAvailable())(
+    'every event version of the recorded year, fingerprinted or not',
+    async () => {
+      const replay = await loadReplay();
+      for (const raw of replay.versions) {
+        const [event] = validateFeed([raw]).events;
+        expect(eventLine(event!)).toBe(JSON.stringify(raw));
+        fingerprintFeedEvent(event!, true);
+        expect(eventLine(event!)).toBe(JSON.stringify(raw));
+      }
+    },
+  );
   if (!replayFileAvailable()) console.warn(REPLAY_SKIP_REASON);
 });

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, FINGERPRINT_LENGTH, fingerprintEvent } from '../../src/core/fingerprint.js';
+import { validateFeed } from '../../src/core/event-validation.js';
+import {
+  canonicalJson,
+  FINGERPRINT_LENGTH,
+  fingerprintEvent,
+  fingerprintFeedEvent,
+} from '../../src/core/fingerprint.js';
 import { loadReplay, REPLAY_SKIP_REASON, replayFileAvailable } from '../support/replay-file.js';
 
 /**
@@ -85,12 +91,20 @@ describe('fingerprintEvent: the persisted values', () => {
     const replay = await loadReplay();
     const fps = createHash('sha1');
     const canonical = createHash('sha1');
+    const feedFps = createHash('sha1');
+    const writtenFps = createHash('sha1');
     for (const v of replay.versions) {
       fps.update(fingerprintEvent(v));
       canonical.update(canonicalJson(v));
+      const event = validateFeed([v]).events[0]!;
+      feedFps.update(fingerprintFeedEvent(event, false));
+      writtenFps.update(fingerprintFeedEvent(event, true));
     }
     expect(replay.versions).toHaveLength(26928);
-    expect(fps.digest('hex')).toBe('ac72a0e01c405446ec059fe0012e7e25c03b04fa');
+    const expected = 'ac72a0e01c405446ec059fe0012e7e25c03b04fa';
+    expect(fps.digest('hex')).toBe(expected);
+    expect(feedFps.digest('hex')).toBe(expected);
+    expect(writtenFps.digest('hex')).toBe(expected);
     expect(canonical.digest('hex')).toBe('862a9b5218eb0aa89a55a043bf4274562f817f9f');
   });
   if (!replayFileAvailable()) console.warn(REPLAY_SKIP_REASON);
