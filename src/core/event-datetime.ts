@@ -57,9 +57,26 @@ function parseApiForm(text: string): EventTime | undefined {
     minute,
     second,
     (sign === 45 ? -1 : 1) * (offsetHours * 60 + offsetMins),
-    text,
   );
 }
+
+/**
+ * Days from 1970-01-01 to a proleptic Gregorian date, year 0 or later (H. Hinnant's days_from_civil):
+ * integer arithmetic, where Date.UTC is a call into the runtime for every event of every response.
+ * The year is shifted by one 400-year era so that every quotient is positive (truncation = floor).
+ */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = (month <= 2 ? year - 1 : year) + 400;
+  const era = (y / 400) | 0;
+  const yearOfEra = y - era * 400;
+  const dayOfYear = (((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) | 0) + day - 1;
+  const dayOfEra = yearOfEra * 365 + ((yearOfEra / 4) | 0) - ((yearOfEra / 100) | 0) + dayOfYear;
+  return (era - 1) * 146_097 + dayOfEra - 719_468;
+}
+
+/** Two decimal digits' character codes, for building the date path in one allocation. */
+const tens = (n: number) => 48 + ((n / 10) | 0);
+const ones = (n: number) => 48 + (n % 10);
 
 function build(
   year: number,
@@ -69,14 +86,27 @@ function build(
   minute: number,
   second: number,
   offsetMinutes: number,
-  text: string,
 ): EventTime | undefined {
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return undefined;
   if (hour > 23 || minute > 59 || second > 59 || Math.abs(offsetMinutes) > 14 * 60) return undefined;
-  const utcMs = Date.UTC(year, month - 1, day, hour, minute, second) - offsetMinutes * 60_000;
+  // As Date.UTC, which this replaced, reads years 0-99 as 1900-1999 (the values stored so far).
+  const days = daysFromCivil(year <= 99 ? 1900 + year : year, month, day);
+  const century = Math.floor(year / 100);
   return {
-    unixSeconds: Math.floor(utcMs / 1000),
-    datePath: `${text.slice(0, 4)}/${text.slice(5, 7)}/${text.slice(8, 10)}`,
+    unixSeconds: days * 86_400 + hour * 3600 + minute * 60 + second - offsetMinutes * 60,
+    // The digits as the value carries them (YYYY/MM/DD).
+    datePath: String.fromCharCode(
+      tens(century),
+      ones(century),
+      tens(year % 100),
+      ones(year % 100),
+      47,
+      tens(month),
+      ones(month),
+      47,
+      tens(day),
+      ones(day),
+    ),
   };
 }
 
@@ -90,7 +120,7 @@ export function parseEventDatetime(value: unknown): EventTime | undefined {
   if (!m) return undefined;
   const [, , mos, ds, hs, mis, ss, sign, ohs, oms] = m as unknown as string[];
   const offset = (sign === '-' ? -1 : 1) * (Number(ohs) * 60 + Number(oms));
-  return build(Number(m[1]), Number(mos), Number(ds), Number(hs), Number(mis), Number(ss), offset, text);
+  return build(Number(m[1]), Number(mos), Number(ds), Number(hs), Number(mis), Number(ss), offset);
 }
 
 /** `YYYY/MM/DD` of a moment in UTC (used for the run date of quarantine objects). */

@@ -90,8 +90,12 @@ function writeVarint(out: number[], value: number): void {
   out.push(v);
 }
 
+/** What encodeRanges([]) yields: an empty raw-deflate stream, without the cost of a deflate stream. */
+export const EMPTY_ENCODED = 'AwA=';
+
 /** varint(start - previous end), varint(end - start) per range, raw-deflated, base64. */
 export function encodeRanges(ranges: IdRanges): string {
+  if (ranges.length === 0) return EMPTY_ENCODED;
   const bytes: number[] = [];
   let previous = 0;
   for (let i = 0; i < ranges.length; i += 2) {

@@ -4,7 +4,7 @@
  */
 import { utcDatePath } from './event-datetime.js';
 import type { FeedEvent, ValidatedFeed } from './event-validation.js';
-import { fingerprintEvent } from './fingerprint.js';
+import { fingerprintEvent, fingerprintFeedEvent } from './fingerprint.js';
 import { hasId } from './id-ranges.js';
 import { isWritable, type Ledger, partitionOf } from './object-ledger.js';
 import { objectName, type Partition, partitionEvents, toJsonl } from './partitioning.js';
@@ -125,8 +125,10 @@ export function assembleRunPlan(
 
   for (const event of feed.events) {
     oldestUnix = Math.min(oldestUnix, event.time.unixSeconds);
-    const fp = options.revisions ? fingerprintEvent(event.raw) : '';
-    if (!hasId(state.stored, event.id)) {
+    const isNew = !hasId(state.stored, event.id);
+    // New events are written: their fingerprint also tells whether the line can come from the template.
+    const fp = options.revisions ? fingerprintFeedEvent(event, isNew) : '';
+    if (isNew) {
       fresh.push(event);
       fps.set(event.id, fp);
       newestNewUnix = Math.max(newestNewUnix ?? 0, event.time.unixSeconds);

@@ -88,6 +88,52 @@ describe('parseEventDatetime: the partition date is the local date the value car
   });
 });
 
+describe('parseEventDatetime: the arithmetic agrees with Date.UTC', () => {
+  const pad = (n: number, width: number) => String(n).padStart(width, '0');
+  /** What the parser computed before it did the arithmetic itself: Date.UTC, less the offset. */
+  const viaDateUtc = (y: number, mo: number, d: number, h: number, mi: number, s: number, off: number) =>
+    Math.floor((Date.UTC(y, mo - 1, d, h, mi, s) - off * 60_000) / 1000);
+
+  it('every day from 1900 to 2100, at varying times and offsets', () => {
+    let checked = 0;
+    for (let ms = Date.UTC(1900, 0, 1); ms <= Date.UTC(2100, 11, 31); ms += 86_400_000) {
+      const date = new Date(ms);
+      const [y, mo, d] = [date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate()];
+      const h = checked % 24;
+      const mi = (checked * 7) % 60;
+      const s = (checked * 13) % 60;
+      const off = [60, 120, -300, 0, 840, -840][checked % 6]!;
+      const sign = off < 0 ? '-' : '+';
+      const value = `${pad(y, 4)}-${pad(mo, 2)}-${pad(d, 2)} ${h}:${pad(mi, 2)}:${pad(s, 2)} ${sign}${pad(Math.floor(Math.abs(off) / 60), 2)}:${pad(Math.abs(off) % 60, 2)}`;
+      const time = parsed(value);
+      if (
+        time.unixSeconds !== viaDateUtc(y, mo, d, h, mi, s, off) ||
+        time.datePath !== value.slice(0, 10).replaceAll('-', '/')
+      )
+        throw new Error(`${value}: ${JSON.stringify(time)}`);
+      checked++;
+    }
+    expect(checked).toBe(73_414);
+  });
+
+  it.each([
+    ['0000-01-01 00:00:00 +00:00', 0, 1, 1],
+    ['0023-08-09 11:31:33 +02:00', 23, 8, 9],
+    ['0099-12-31 23:59:59 +01:00', 99, 12, 31],
+    ['0100-03-01 0:00:00 +01:00', 100, 3, 1],
+    ['0400-02-29 12:00:00 +01:00', 400, 2, 29],
+    ['1600-02-29 12:00:00 +01:00', 1600, 2, 29],
+    ['9999-12-31 23:59:59 -14:00', 9999, 12, 31],
+    ['2023-08-09T11:31:33.250+0200', 2023, 8, 9],
+  ])('%s, as Date.UTC reads it (years 0-99 as 1900-1999)', (value, y, mo, d) => {
+    const m = /(\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)? ?([+-])(\d{2}):?(\d{2})$/.exec(value)!;
+    const off = (m[4] === '-' ? -1 : 1) * (Number(m[5]) * 60 + Number(m[6]));
+    const time = parsed(value);
+    expect(time.unixSeconds).toBe(viaDateUtc(y, mo, d, Number(m[1]), Number(m[2]), Number(m[3]), off));
+    expect(time.datePath).toBe(`${pad(y, 4)}/${pad(mo, 2)}/${pad(d, 2)}`);
+  });
+});
+
 describe('parseEventDatetime: invalid values give undefined', () => {
   it.each([
     ['month 13', '2023-13-01 10:00:00 +01:00'],

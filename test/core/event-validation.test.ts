@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { eventLine, validateFeed } from '../../src/core/event-validation.js';
+import { fingerprintEvent, fingerprintFeedEvent } from '../../src/core/fingerprint.js';
+import { loadReplay, REPLAY_SKIP_REASON, replayFileAvailable } from '../support/replay-file.js';
 
 /** An element shaped like the API's, with Swedish text. */
 function element(id: unknown, datetime: unknown = '2023-08-09 11:31:33 +02:00', name = 'Misshandel, grov') {
@@ -139,4 +141,86 @@ describe('validateFeed: valid events', () => {
   it('an empty response is empty', () => {
     expect(validateFeed([])).toEqual({ events: [], quarantined: [], repeatedInResponse: 0 });
   });
+});
+
+describe('eventLine: exactly JSON.stringify of the element, whatever its shape', () => {
+  const base = element(438_834);
+  const { location: _location, ...noLocation } = base;
+  it.each<[string, Record<string, unknown>]>([
+    ['the API shape', base],
+    ['a quote', { ...base, summary: 'Han sa "stopp" och sprang.' }],
+    ['a backslash', { ...base, name: 'C:\\väg' }],
+    ['a newline and a tab', { ...base, summary: 'rad ett\nrad två\tslut' }],
+    ['other control characters', { ...base, type: 'a\u0001b\u001fc\u0000' }],
+    ['DEL, U+2028 and U+2029 (not escaped)', { ...base, summary: 'a\u007fb\u2028c\u2029d' }],
+    ['an emoji (a surrogate pair)', { ...base, summary: 'Brand 🔥 i bostad' }],
+    ['a lone high surrogate', { ...base, summary: 'x\ud83dy' }],
+    ['a lone low surrogate in the location', { ...base, location: { name: 'x\ude00', gps: '1,2' } }],
+    [
+      'reordered keys',
+      {
+        location: base.location,
+        id: base.id,
+        datetime: base.datetime,
+        name: base.name,
+        summary: base.summary,
+        url: base.url,
+        type: base.type,
+      },
+    ],
+    ['an extra key', { ...base, extra: 'x' }],
+    ['no location', noLocation],
+    ['a null location', { ...base, location: null }],
+    ['an array location', { ...base, location: ['a', 'b'] }],
+    ['an extra location key', { ...base, location: { ...base.location, x: 1 } }],
+    ['location keys reordered', { ...base, location: { gps: base.location.gps, name: base.location.name } }],
+    ['a number where a string is expected', { ...base, type: 7 }],
+    ['a null summary', { ...base, summary: null }],
+    ['an undefined summary (left out)', { ...base, summary: undefined }],
+    ['a nested object', { ...base, name: { sv: 'Rån' } }],
+    ['a large id', { ...base, id: 2 ** 53 - 1 }],
+    ['empty strings', { ...base, name: '', summary: '', type: '' }],
+  ])('%s', (_label, raw) => {
+    const [event] = validateFeed([raw]).events;
+    expect(event!.verbatim).toBeUndefined();
+    expect(eventLine(event!)).toBe(JSON.stringify(raw));
+    // Once fingerprinted (as the plan does), the line comes from what the fingerprint noted.
+    expect(fingerprintFeedEvent(event!, false)).toBe(fingerprintEvent(raw));
+    expect(event!.verbatim).toBeUndefined();
+    expect(fingerprintFeedEvent(event!, true)).toBe(fingerprintEvent(raw));
+    expect(typeof event!.verbatim).toBe('boolean');
+    expect(eventLine(event!)).toBe(JSON.stringify(raw));
+  });
+
+  it('the fingerprint notes the template is usable only for plain strings in the API shape', () => {
+    const verbatim = (raw: Record<string, unknown>) => {
+      const [event] = validateFeed([raw]).events;
+      fingerprintFeedEvent(event!, true);
+      return event!.verbatim;
+    };
+    expect(verbatim(base)).toBe(true);
+    expect(verbatim({ ...base, summary: 'ett "citat"' })).toBe(false);
+    expect(verbatim({ ...base, name: 'C:\\väg' })).toBe(false);
+    expect(verbatim({ ...base, type: 'rad\nrad' })).toBe(false);
+    expect(verbatim({ ...base, summary: 'Brand 🔥' })).toBe(false);
+    expect(verbatim({ ...base, location: { name: 'a\u001f', gps: '1,2' } })).toBe(false);
+    expect(verbatim({ ...base, type: 7 })).toBe(false);
+    expect(verbatim({ ...base, summary: null })).toBe(false);
+    expect(verbatim({ ...base, extra: 'x' })).toBe(false);
+    expect(verbatim({ ...base, location: { gps: '1,2', name: 'a' } })).toBe(false);
+  });
+
+  it.skipIf(!replayFileAvailable())(
+    'every event version of the recorded year, fingerprinted or not',
+    async () => {
+      const replay = await loadReplay();
+      for (const raw of replay.versions) {
+        const [event] = validateFeed([raw]).events;
+        expect(eventLine(event!)).toBe(JSON.stringify(raw));
+        fingerprintFeedEvent(event!, true);
+        expect(eventLine(event!)).toBe(JSON.stringify(raw));
+      }
+    },
+  );
+  if (!replayFileAvailable()) console.warn(REPLAY_SKIP_REASON);
 });

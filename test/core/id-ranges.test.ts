@@ -6,6 +6,7 @@ import {
   addIds,
   countIds,
   decodeRanges,
+  EMPTY_ENCODED,
   EMPTY_RANGES,
   encodeRanges,
   hasId,
@@ -154,6 +155,12 @@ describe('encodeRanges / decodeRanges', () => {
       expect([...decodeRanges(encodeRanges(ranges))]).toEqual([...ranges]);
     }
     expect([...decodeRanges('')]).toEqual([]);
+  });
+
+  it('the empty set encodes as deflate encodes no bytes at level 9 (the text written before)', () => {
+    expect(encodeRanges(EMPTY_RANGES)).toBe(EMPTY_ENCODED);
+    expect(EMPTY_ENCODED).toBe(deflateRawSync(new Uint8Array(0), { level: 9 }).toString('base64'));
+    expect([...decodeRanges(EMPTY_ENCODED)]).toEqual([]);
   });
 
   it('the encoding is base64 text (safe inside JSON)', () => {

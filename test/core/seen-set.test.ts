@@ -154,6 +154,15 @@ describe('serializeSeenState: the Python collector can still read it', () => {
     expect(doc.format).toBe(METADATA_FORMAT);
   });
 
+  it.each([
+    ['nearly in order (parsed, then a few new ones)', (i: number) => (i < 995 ? 600_000 - i : 700_000 + i)],
+    ['in no order', (i: number) => 1 + Math.floor(prng(7 + i)() * 10_000_000)],
+  ])('seen_ids is highest first whatever order the ids were retained in: %s', (_label, idAt) => {
+    const ids = [...new Set(Array.from({ length: 1000 }, (_, i) => idAt(i)))];
+    const state: SeenState = { ...emptySeenState(), retained: new Map(ids.map((id) => [id, fp(id)])) };
+    expect(pythonReader(serializeSeenState(withLedger(state), NOW))).toEqual([...ids].sort((a, b) => b - a));
+  });
+
   it('Python file → ours → Python reader → Python writer → ours: ids survive both ways', () => {
     const python = parseSeenState(pythonWriter([7, 9, 8, 12], 1000));
     // Our run stores two more events, then writes.
