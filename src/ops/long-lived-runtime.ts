@@ -17,18 +17,24 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 
 /**
- * Node/V8 flags, each measured on the replay (peak RSS after 10,184 runs / after the first, and CPU time):
- * - the young generation stays at 2 MB (1 MB semi-spaces): scavenges are cheap and frequent either way;
- * - the old generation grows by 20 % over what survives a full GC (V8 allows up to 4×), and incremental
- *   marking starts as soon as the old generation passes V8's own 8 MB threshold instead of near its limit.
- * Together they cost CPU in a run loop with no pause (more, smaller collections; see BENCHMARKS.md §4 and §5);
- * a backfill waits at least 10 s between API calls, so for it the cost is nil.
+ * Node/V8 flags, measured on the replay (peak RSS after 10,184 runs / after the first; BENCHMARKS.md §5):
+ * - the young generation stays at 2 MB (1 MB semi-spaces) instead of doubling to 32 MB;
+ * - the old generation may grow by 20 % over what survives a full GC (V8 allows up to 4×), and incremental
+ *   marking starts as soon as it passes V8's own 8 MB threshold instead of near its limit;
+ * - functions over 2,000 bytes of bytecode are not optimized by TurboFan. Here that is runCollect and
+ *   assembleRunPlan (2,610 and 2,378 bytes), which run once per response; compiling them takes 3 and 4.5 MB
+ *   of compiler memory each time (`--turbo-stats`), the largest peaks left, and the per-event work they
+ *   call (fingerprints, id lookups, validation) is in small functions that are still optimized.
+ * The cost is CPU in a loop of runs with no pause: about +50 % CPU time per run in the replay, which is
+ * bound by its fsyncs (BENCHMARKS.md §4). A backfill waits at least 10 s between API calls (pacing on), so
+ * for it the cost is nil.
  */
 export const LONG_LIVED_NODE_FLAGS: readonly string[] = [
   '--max-semi-space-size=1',
   '--heap-growing-percent=20',
   '--incremental-marking-soft-trigger=20',
   '--incremental-marking-hard-trigger=30',
+  '--max-optimized-bytecode-size=2000',
 ];
 
 /** One malloc arena: V8's worker threads share the main thread's instead of keeping one each. */
