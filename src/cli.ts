@@ -144,6 +144,18 @@ export function buildProgram(): Command {
     .action(async (opts: Flags & { from: string; to?: string }) => {
       const loaded = loadConfig(opts);
       if (!loaded) return;
+      // A backfill runs collection after collection for hours: it runs with the settings that keep such a
+      // process's memory flat, which node only takes at start (src/ops/long-lived-runtime.ts).
+      const runtime = await import('./ops/long-lived-runtime.js');
+      if (!runtime.hasLongLivedRuntime()) {
+        const code = await runtime.relaunchWithLongLivedRuntime();
+        if (code !== undefined) {
+          exitWith(code);
+          return;
+        }
+      } else {
+        runtime.watchParent();
+      }
       const { backfillCommand } = await import('./commands/backfill.js');
       exitWith(
         await backfillCommand(loaded.config, { from: opts.from, to: opts.to, warnings: loaded.warnings }),

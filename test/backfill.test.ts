@@ -6,7 +6,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { stopOnSignals } from '../src/commands/backfill.js';
 import { CollectorError } from '../src/errors.js';
 import {
   type BackfillKey,
@@ -15,8 +16,9 @@ import {
   readProgress,
   writeProgress,
 } from '../src/ops/backfill-progress.js';
+import { LONG_LIVED_ENV, LONG_LIVED_NODE_FLAGS, RELAUNCHED_ENV } from '../src/ops/long-lived-runtime.js';
 import { PACING_LOG_FILE } from '../src/ops/pacing.js';
-import { acquireRunLock, isLockHeld, type RunLock } from '../src/ops/run-lock.js';
+import { acquireRunLock, isLockHeld, isProcessAlive, type RunLock } from '../src/ops/run-lock.js';
 import {
   afterDayFetched,
   afterHourFetched,
@@ -182,7 +184,7 @@ function keyFor(dir: string, from: string, to: string): BackfillKey {
 function startCli(
   args: string[],
   env: Record<string, string>,
-): { child: ChildProcess; done: Promise<CliResult> } {
+): { child: ChildProcess; done: Promise<CliResult>; stdout: () => string } {
   const t0 = performance.now();
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
@@ -208,7 +210,20 @@ function startCli(
       resolve({ code, signal, stdout, stderr, lines, ms: performance.now() - t0 });
     });
   });
-  return { child, done };
+  return { child, done, stdout: () => stdout };
+}
+
+/** The pid of the relaunched backfill, from its `runtime settings` debug line (LOG_LEVEL=debug). */
+async function relaunchedPid(run: { stdout: () => string }): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const line = run
+      .stdout()
+      .split('\n')
+      .find((l) => l.includes('"runtime settings"'));
+    if (line) return (JSON.parse(line) as { pid: number }).pid;
+    await delay(20);
+  }
+  throw new Error(`no runtime settings line in:\n${run.stdout()}`);
 }
 
 const show = (r: CliResult): string => `exit ${r.code}\n${r.stderr}\n${r.stdout}`;
@@ -407,6 +422,92 @@ describe('backfill through the CLI', () => {
     expect(lines[0]).toContain(message);
     expect(queries).toEqual([]);
     expect(existsSync(path.join(dir, 'state'))).toBe(false);
+  });
+});
+
+describe('backfill relaunched with the long-run settings (src/ops/long-lived-runtime.ts)', () => {
+  it('runs in a second node with the settings, and exits with its code', async () => {
+    const dir = workDir();
+    const run = startCli(
+      ['backfill', '--from', '2024-03-01', '--to', '2024-03-01'],
+      localEnv(feed.url, dir, { LOG_LEVEL: 'debug' }),
+    );
+    const pid = await relaunchedPid(run);
+    const result = await run.done;
+    expect(result.code, show(result)).toBe(0);
+    expect(pid).not.toBe(run.child.pid);
+    const settings = result.lines.find((l) => l.msg === 'runtime settings');
+    expect(settings).toMatchObject({ runtime: 'long-lived', env: LONG_LIVED_ENV });
+    expect(settings?.execArgv).toEqual(expect.arrayContaining([...LONG_LIVED_NODE_FLAGS]));
+    expect(summaryLine(result)).toMatchObject({ outcome: 'success', new: SMALL_DAY_EVENTS });
+  });
+
+  it(`${RELAUNCHED_ENV}=1 runs it in the first process, without relaunching`, async () => {
+    const dir = workDir();
+    const run = startCli(
+      ['backfill', '--from', '2024-03-01', '--to', '2024-03-01'],
+      localEnv(feed.url, dir, { LOG_LEVEL: 'debug', [RELAUNCHED_ENV]: '1' }),
+    );
+    const pid = await relaunchedPid(run);
+    const result = await run.done;
+    expect(result.code, show(result)).toBe(0);
+    expect(pid).toBe(run.child.pid);
+  });
+
+  it.each([
+    ['relaunched: the same signal again within 500 ms is the same request', true, [false, true]],
+    ['not relaunched: a second signal quits at once', false, [true, true]],
+  ])('stopOnSignals, %s', async (_title, relaunched, exitedAfter) => {
+    const logger = { info: () => {} } as unknown as Parameters<typeof stopOnSignals>[0];
+    const exit = vi.spyOn(process, 'exit').mockImplementation((() => undefined) as never);
+    const stop = stopOnSignals(logger, relaunched);
+    try {
+      process.emit('SIGTERM', 'SIGTERM');
+      expect(() => stop.throwIfStopped()).toThrow(/stopped by SIGTERM/);
+      process.emit('SIGTERM', 'SIGTERM');
+      expect(exit.mock.calls.length > 0).toBe(exitedAfter[0]);
+      await delay(600);
+      process.emit('SIGTERM', 'SIGTERM');
+      expect(exit.mock.calls.length > 0).toBe(exitedAfter[1]);
+    } finally {
+      stop.dispose();
+      exit.mockRestore();
+    }
+  });
+
+  it('a stop request that reaches both processes (terminal, systemd) stops it, progress saved', async () => {
+    const dir = workDir();
+    const args = ['backfill', '--from', '2024-03-01', '--to', '2024-03-02'];
+    const run = startCli(args, localEnv(feed.url, dir, { LOG_LEVEL: 'debug' }));
+    onQuery = async (_query, n) => {
+      if (n !== 2) return;
+      // As systemd stops a unit: every process of it gets SIGTERM; the first one also passes it on.
+      run.child.kill('SIGTERM');
+      process.kill(await relaunchedPid(run), 'SIGTERM');
+      await delay(3_000);
+    };
+    const stopped = await run.done;
+    expect(stopped.code, show(stopped)).toBe(1);
+    expect(summaryLine(stopped)).toMatchObject({ outcome: 'interrupted', daysDone: 1 });
+    expectEveryEventOnce(path.join(dir, 'store'), ['2024-03-01']);
+  });
+
+  it('killed outright (SIGKILL on the first process), the relaunched one dies too', async () => {
+    const dir = workDir();
+    const run = startCli(
+      ['backfill', '--from', '2024-03-01', '--to', '2024-03-05'],
+      localEnv(feed.url, dir, { LOG_LEVEL: 'debug' }),
+    );
+    const pid = await relaunchedPid(run);
+    onQuery = async (_query, n) => {
+      if (n === 2) run.child.kill('SIGKILL');
+      await delay(2_000);
+    };
+    const killed = await run.done;
+    expect(killed.signal).toBe('SIGKILL');
+    for (let i = 0; i < 50 && isProcessAlive(pid); i++) await delay(20);
+    expect(isProcessAlive(pid)).toBe(false);
+    expect(queries).toEqual(EXPECTED_QUERIES.slice(0, 2));
   });
 });
 

@@ -4,7 +4,13 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { acquireRunLock, isLockHeld, type RunLock, type RunLockResult } from '../src/ops/run-lock.js';
+import {
+  acquireRunLock,
+  isLockHeld,
+  isProcessAlive,
+  type RunLock,
+  type RunLockResult,
+} from '../src/ops/run-lock.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -155,4 +161,40 @@ describe('acquireRunLock', () => {
     expect(await readdir(freeDir)).toEqual([]);
     expect(await readdir(staleDir)).toEqual([]);
   });
+});
+
+describe('isProcessAlive', () => {
+  it('this process and a live child are alive; a reaped child is not', async () => {
+    expect(isProcessAlive(process.pid)).toBe(true);
+    const child = spawn('sleep', ['5'], { stdio: 'ignore' });
+    try {
+      expect(isProcessAlive(child.pid!)).toBe(true);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    await new Promise((resolve) => child.once('exit', resolve));
+    await delay(50);
+    expect(isProcessAlive(child.pid!)).toBe(false);
+  });
+
+  it.skipIf(process.platform !== 'linux')(
+    'an exited process nobody reaped (a zombie) is not alive',
+    async () => {
+      // sh starts `sleep 0.1` in the background, prints its pid and becomes `sleep 5`, which never waits for it:
+      // the short sleep stays a zombie, as an orphan does under a PID 1 that reaps slowly.
+      const parent = spawn('sh', ['-c', 'sleep 0.1 & echo $!; exec sleep 5'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      try {
+        const pid = Number(
+          await new Promise<string>((resolve) => parent.stdout!.once('data', (d) => resolve(String(d)))),
+        );
+        await delay(400);
+        expect(() => process.kill(pid, 0)).not.toThrow(); // it still exists, as a zombie
+        expect(isProcessAlive(pid)).toBe(false);
+      } finally {
+        parent.kill('SIGKILL');
+      }
+    },
+  );
 });

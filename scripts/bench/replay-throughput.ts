@@ -1,12 +1,14 @@
 /**
  * Figure 4, replay throughput: the whole recorded file (10,184 responses) through runCollect in one
- * child process (replay-child.mjs) on the local store: responses per second. One replay takes about two
+ * child process (replay-child.mjs) on the local store: responses per second. The child runs with the
+ * settings of the product's long-lived processes (LONG_LIVED_NODE_FLAGS, LONG_LIVED_ENV), as `backfill` does. One replay takes about two
  * minutes, so the "runs" of the median are ten consecutive slices of that one replay.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LONG_LIVED_NODE_FLAGS, longLivedEnv } from '../../src/ops/long-lived-runtime.js';
 import type { Replay } from '../../test/support/replay-file.js';
 import { measureNodeOk } from './measure-child.js';
 import { writeReplayCache } from './replay-cache.js';
@@ -48,9 +50,12 @@ export async function runReplay(replay: Replay, limit?: number): Promise<ReplayR
   const cacheDir = mkdtempSync(path.join(os.tmpdir(), 'polisen-bench-cache-'));
   try {
     writeReplayCache(replay, cacheDir);
-    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
-    if (process.env.TMPDIR) env.TMPDIR = process.env.TMPDIR;
-    const args = ['--expose-gc', CHILD, cacheDir, String(REPLAY_SLICES)];
+    const base: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+    if (process.env.TMPDIR) base.TMPDIR = process.env.TMPDIR;
+    // A process that runs collection after collection: it runs with the settings `backfill` is relaunched
+    // with (src/ops/long-lived-runtime.ts), not the defaults a cron run gets.
+    const env = longLivedEnv(base) as Record<string, string>;
+    const args = [...LONG_LIVED_NODE_FLAGS, '--expose-gc', CHILD, cacheDir, String(REPLAY_SLICES)];
     const run = await measureNodeOk(limit === undefined ? args : [...args, String(limit)], env, 15 * 60_000);
     const last = run.stdout.trim().split('\n').at(-1) ?? '';
     return { ...(JSON.parse(last) as ReplayResult), wallMs: run.wallMs, maxRssKb: run.maxRssKb };

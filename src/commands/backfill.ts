@@ -28,6 +28,7 @@ import {
   writeProgress,
 } from '../ops/backfill-progress.js';
 import { formatDuration } from '../ops/health-check.js';
+import { hasLongLivedRuntime, LONG_LIVED_ENV, LONG_LIVED_NODE_FLAGS } from '../ops/long-lived-runtime.js';
 import { readPacingState } from '../ops/pacing.js';
 import { acquireRunLock, collectLockName, isLockHeld, type RunLock } from '../ops/run-lock.js';
 import {
@@ -106,6 +107,9 @@ function addTotals(into: Totals, from: Totals): void {
   for (const k of Object.keys(into) as (keyof Totals)[]) into[k] += from[k];
 }
 
+/** The same signal twice within this is one stop request delivered twice (see stopOnSignals). */
+const SAME_STOP_REQUEST_MS = 500;
+
 /** Raised inside the loop when SIGINT/SIGTERM asks the backfill to stop. */
 class Stopped extends Error {
   constructor(readonly signal: string) {
@@ -145,6 +149,19 @@ export async function backfillCommand(config: Config, flags: BackfillFlags): Pro
 
   const logger = await createLogger({ level: config.logLevel });
   for (const warning of flags.warnings) logger.warn(warning);
+  logger.debug(
+    hasLongLivedRuntime()
+      ? {
+          runtime: 'long-lived',
+          execArgv: process.execArgv,
+          env: Object.fromEntries(Object.keys(LONG_LIVED_ENV).map((k) => [k, process.env[k]])),
+        }
+      : {
+          runtime: 'default',
+          settingsNotApplied: [...LONG_LIVED_NODE_FLAGS, ...Object.keys(LONG_LIVED_ENV)],
+        },
+    'runtime settings',
+  );
   const started = performance.now();
   const days = daysInRange(from, to);
   const key: BackfillKey = {
@@ -409,7 +426,7 @@ async function waitForLock(
   }
 }
 
-interface StopSignal {
+export interface StopSignal {
   throwIfStopped(): void;
   /** `work`, or Stopped as soon as a signal arrives (the work is then abandoned). */
   race<T>(work: Promise<T>): Promise<T>;
@@ -422,18 +439,23 @@ interface StopSignal {
  * writes in progress finish first. A second signal quits at once, which is safe too: claims let the next
  * run reconcile whatever was being written.
  */
-function stopOnSignals(logger: Logger): StopSignal {
+export function stopOnSignals(logger: Logger, relaunched = hasLongLivedRuntime()): StopSignal {
   let stoppedBy: string | undefined;
   let abandoned = false;
   let wake: (() => void) | undefined;
   const stopped = new Promise<void>((resolve) => {
     wake = resolve;
   });
+  let stoppedAt = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stoppedBy !== undefined) {
+      // Relaunched (long-lived-runtime.ts), one stop request can come twice: from the terminal or systemd,
+      // which signal every process of the group or unit, and from the first process passing it on.
+      if (relaunched && signal === stoppedBy && performance.now() - stoppedAt < SAME_STOP_REQUEST_MS) return;
       process.exit(EXIT_FAILED);
     }
     stoppedBy = signal;
+    stoppedAt = performance.now();
     logger.info({ signal }, `${signal}: stopping after the current step (send it again to quit at once)`);
     wake?.();
   };

@@ -22,6 +22,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { link, open, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -258,11 +259,28 @@ function isStale(lock: ExistingLock, maxAgeMs: number): boolean {
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     // EPERM: it exists but belongs to another user.
     return errnoCode(error) !== 'ESRCH';
   }
+  return !isZombie(pid);
+}
+
+/**
+ * Linux: a process that has exited but was not reaped yet still answers kill(pid, 0). An orphan (its parent
+ * was killed, e.g. a relaunched backfill's first process) can stay so for long where PID 1 reaps slowly, as in
+ * many containers; it holds nothing.
+ */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return false; // no procfs: kill(pid, 0) is all there is
+  }
+  // "pid (comm) state …": comm may hold spaces and parentheses, so the state follows the last ')'.
+  const state = stat.charAt(stat.lastIndexOf(')') + 2);
+  return state === 'Z' || state === 'X';
 }
 
 function holderOf(record: LockRecord): LockHolder {
