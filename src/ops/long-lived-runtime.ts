@@ -21,20 +21,24 @@ import { constants } from 'node:os';
  * - the young generation stays at 2 MB (1 MB semi-spaces) instead of doubling to 32 MB;
  * - the old generation may grow by 20 % over what survives a full GC (V8 allows up to 4×), and incremental
  *   marking starts as soon as it passes V8's own 8 MB threshold instead of near its limit;
- * - functions over 2,000 bytes of bytecode are not optimized by TurboFan. Here that is runCollect and
- *   assembleRunPlan (2,610 and 2,378 bytes), which run once per response; compiling them takes 3 and 4.5 MB
- *   of compiler memory each time (`--turbo-stats`), the largest peaks left, and the per-event work they
- *   call (fingerprints, id lookups, validation) is in small functions that are still optimized.
- * The cost is CPU in a loop of runs with no pause: about +50 % CPU time per run in the replay, which is
- * bound by its fsyncs (BENCHMARKS.md §4). A backfill waits at least 10 s between API calls (pacing on), so
- * for it the cost is nil.
+ * - the optimizing compiler (TurboFan) only for the fingerprint's per-character hash loops (Hasher.text and
+ *   Hasher.textVerbatim in core/fingerprint.ts; the filter matches function names starting with `text`),
+ *   everything else runs in the interpreter and its baseline compiler (Sparkplug). TurboFan's compilations of
+ *   the large functions (runCollect, assembleRunPlan, the store's) happen in the first few hundred runs, each
+ *   holds megabytes of compiler memory (`--turbo-stats`) and leaves optimized code behind: optimizing
+ *   everything, the replay's peak RSS ends 9 MB above the first run's (1.11 ×); only the hash loops, 4 MB
+ *   (1.05 ×); nothing at all, 1.05 × too, but the hash then takes a third of the CPU. Capping TurboFan to
+ *   small functions (`--max-optimized-bytecode-size=2000`) kept most of the growth (1.11 ×).
+ * The cost is CPU in a loop of runs with no pause: about 1.2 × the CPU time per run in the replay
+ * (BENCHMARKS.md §4). A backfill waits at least 10 s between API calls (pacing on), where a few ms more per
+ * run is nothing.
  */
 export const LONG_LIVED_NODE_FLAGS: readonly string[] = [
   '--max-semi-space-size=1',
   '--heap-growing-percent=20',
   '--incremental-marking-soft-trigger=20',
   '--incremental-marking-hard-trigger=30',
-  '--max-optimized-bytecode-size=2000',
+  '--turbo-filter=text*',
 ];
 
 /** One malloc arena: V8's worker threads share the main thread's instead of keeping one each. */
