@@ -36,7 +36,8 @@ describe('pacing across processes', () => {
     for (const run of runs) expect(run.code, run.stdout + run.stderr).toBe(0);
     const times = feed.requests.slice(before).map((r) => r.at);
     expect(times).toHaveLength(2);
-    expect(Math.abs(times[1]! - times[0]!)).toBeGreaterThanOrEqual(790);
+    // As the feed server saw them: the API's rule is about arrivals, whatever each process did in between.
+    expect(Math.abs(times[1]! - times[0]!)).toBeGreaterThanOrEqual(800);
   });
 
   it('refuses a call that would break the hourly budget, without calling', async () => {

@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CollectorError } from '../src/errors.js';
-import { createPacer, PACING_LOG_FILE, type PacerOptions, readPacingState } from '../src/ops/pacing.js';
+import {
+  createPacer,
+  PACING_LOG_FILE,
+  type PacerOptions,
+  readPacingState,
+  SEND_MARGIN_MS,
+} from '../src/ops/pacing.js';
 
 const SEC = 1000;
 const MIN = 60 * SEC;
@@ -26,6 +32,8 @@ function fakeClockPacer(stateDir: string, options: Partial<PacerOptions> = {}) {
   const clock = { now: T0, sleeps: [] as number[] };
   const pacer = createPacer({
     stateDir,
+    // Slots exactly minIntervalMs apart, so the expectations read in the API's numbers (margin: its own test).
+    sendMarginMs: 0,
     now: () => clock.now,
     sleep: async (ms) => {
       clock.sleeps.push(ms);
@@ -121,6 +129,17 @@ describe('createPacer', () => {
     const results = await Promise.all(Array.from({ length: 5 }, () => pacer.acquire()));
     const slots = results.map((r) => r.slotAt).sort((x, y) => x - y);
     expect(slots).toEqual([0, 1, 2, 3, 4].map((i) => T0 + i * 10 * SEC));
+  });
+
+  it('spaces slots by the interval plus the send margin by default', async () => {
+    const stateDir = await tempDir();
+    const { clock, pacer } = fakeClockPacer(stateDir, { sendMarginMs: undefined });
+    expect(await pacer.acquire()).toEqual({ waitedMs: 0, slotAt: T0 });
+    expect(await pacer.acquire()).toEqual({
+      waitedMs: 10 * SEC + SEND_MARGIN_MS,
+      slotAt: T0 + 10 * SEC + SEND_MARGIN_MS,
+    });
+    expect(clock.sleeps).toEqual([10 * SEC + SEND_MARGIN_MS]);
   });
 
   it('waits out the minimum interval and reports the wait', async () => {

@@ -25,6 +25,13 @@ export interface PacerOptions {
   stateDir: string;
   /** Minimum time between two calls. Default 10,000. */
   minIntervalMs?: number;
+  /**
+   * Added to minIntervalMs between slots. Default SEND_MARGIN_MS. A slot is when a process may send;
+   * its request reaches the API a connection setup and some scheduling later, and the next caller's
+   * may get there sooner after its own slot: the margin keeps the spacing the API sees at or above
+   * the interval.
+   */
+  sendMarginMs?: number;
   /** Calls allowed in any sliding hour. Default 60. */
   maxPerHour?: number;
   /** Calls allowed in any sliding 24 h. Default 1,440. */
@@ -63,9 +70,11 @@ const PACING_LOCK_NAME = 'pacing';
 const PACING_LOCK_MAX_AGE_MS = 15_000;
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
+/** See PacerOptions.sendMarginMs: more than the jitter of a connection setup, little against 10 s. */
+export const SEND_MARGIN_MS = 250;
 
 export function createPacer(options: PacerOptions): Pacer {
-  const minIntervalMs = options.minIntervalMs ?? 10_000;
+  const minIntervalMs = (options.minIntervalMs ?? 10_000) + (options.sendMarginMs ?? SEND_MARGIN_MS);
   const maxPerHour = options.maxPerHour ?? 60;
   const maxPerDay = options.maxPerDay ?? 1440;
   const maxWaitMs = options.maxWaitMs ?? 60_000;
