@@ -60,22 +60,24 @@ export function feedUrl(config: Config, extra: Record<string, string> = {}): str
   return url.toString();
 }
 
-/** One paced GET of the feed: waits for the host-wide API slot first (unless pacing is off). */
+/** One paced GET of the feed: every attempt waits for the host-wide API slot (unless pacing is off). */
 export function createFeedFetcher(
   config: Config,
   logger: Logger,
 ): (query?: Record<string, string>) => Promise<FeedResult> {
   const pacer = config.pacing ? createPacer({ stateDir: config.stateDir, ...config.pacingRules }) : undefined;
-  return async (query = {}) => {
-    if (pacer) {
-      const { waitedMs } = await pacer.acquire();
-      if (waitedMs > 0) logger.debug({ waitedMs }, 'waited for the API pacing slot');
-    }
-    return fetchFeed({
+  return async (query = {}) =>
+    fetchFeed({
       url: feedUrl(config, query),
       userAgent: config.userAgent,
       // A retry that then succeeds is not worth a warning; the final error names the attempts.
       onRetry: (info) => logger.debug(info, 'feed request failed; retrying'),
+      // Every attempt is an API call, a retry too: each waits for its own slot.
+      ...(pacer && {
+        beforeAttempt: async (attempt: number, signal: AbortSignal) => {
+          const { waitedMs } = await pacer.acquire(signal);
+          if (waitedMs > 0) logger.debug({ waitedMs, attempt }, 'waited for the API pacing slot');
+        },
+      }),
     });
-  };
 }

@@ -108,6 +108,31 @@ describe('fetchFeed against the local feed server', () => {
     expect(retries[0]?.delayMs).toBeLessThanOrEqual(FAST_RETRY.minDelayMs);
   });
 
+  it('awaits beforeAttempt before every attempt, retries included, and ends on its CollectorError', async () => {
+    const server = await serve();
+    server.fault('html503', 2);
+    const seen: { attempt: number; requestsBefore: number }[] = [];
+    const result = await fetchFrom(server, {
+      beforeAttempt: async (attempt) => {
+        seen.push({ attempt, requestsBefore: server.requests.length });
+      },
+    });
+    expect(result.attempts).toBe(3);
+    expect(seen).toEqual([0, 1, 2].map((n) => ({ attempt: n + 1, requestsBefore: n })));
+
+    server.fault('html503');
+    const refused = new CollectorError('E_PACING_BUDGET', 'no slot within the hour');
+    const before = server.requests.length;
+    await expect(
+      fetchFrom(server, {
+        beforeAttempt: async (attempt) => {
+          if (attempt > 1) throw refused;
+        },
+      }),
+    ).rejects.toBe(refused);
+    expect(server.requests.length - before).toBe(1);
+  });
+
   it('honours Retry-After in seconds on 429', async () => {
     const server = await serve();
     server.fault('429', 1, { retryAfter: 1 });

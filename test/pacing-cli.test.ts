@@ -40,6 +40,34 @@ describe('pacing across processes', () => {
     expect(Math.abs(times[1]! - times[0]!)).toBeGreaterThanOrEqual(800);
   });
 
+  it('paces a retry like any other call', async () => {
+    // The first retry's backoff is about 1 s; the interval here is longer, so only pacing can space them.
+    const dir = path.join(temp.dir, 'retry');
+    const env = localEnv(feed.url, dir, { POLISEN_PACING: 'on', POLISEN_MIN_INTERVAL_MS: '1800' });
+    const before = feed.requests.length;
+    feed.fault('status', 1, { status: 503 });
+    const run = await runCli(['collect'], env);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const times = feed.requests.slice(before).map((r) => r.at);
+    expect(times).toHaveLength(2);
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(1800);
+  });
+
+  it('ends a retry the hourly budget has no room for, without calling again', async () => {
+    const dir = path.join(temp.dir, 'retry-budget');
+    const env = localEnv(feed.url, dir, {
+      POLISEN_PACING: 'on',
+      POLISEN_MIN_INTERVAL_MS: '1',
+      POLISEN_MAX_CALLS_PER_HOUR: '1',
+    });
+    const before = feed.requests.length;
+    feed.fault('status', 1, { status: 503 });
+    const run = await runCli(['collect'], env);
+    expect(run.code).toBe(1);
+    expect(summaryLine(run)).toMatchObject({ outcome: 'failed', code: 'E_PACING_BUDGET' });
+    expect(feed.requests.length - before).toBe(1);
+  });
+
   it('refuses a call that would break the hourly budget, without calling', async () => {
     const dir = path.join(temp.dir, 'budget');
     const env = localEnv(feed.url, dir, {

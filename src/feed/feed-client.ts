@@ -43,6 +43,11 @@ export type FeedOptions = {
   /** A caller's dispatcher (kept open); otherwise each call uses its own Agent and closes it. */
   dispatcher?: Dispatcher;
   onRetry?: (info: FeedRetryInfo) => void;
+  /**
+   * Awaited before every attempt, retries included (the pacer: each attempt is an API call). Its
+   * CollectorError ends the call as it is; aborted by the signal it gets, the call fails as aborted.
+   */
+  beforeAttempt?: (attempt: number, signal: AbortSignal) => Promise<void>;
 };
 
 export type FeedResult = {
@@ -115,6 +120,7 @@ export async function fetchFeed(options: FeedOptions): Promise<FeedResult> {
     for (let attempt = 1; ; attempt++) {
       let failure: Failure;
       try {
+        await options.beforeAttempt?.(attempt, signal);
         const answer = await attemptOnce(url, options, dispatcher, signal);
         return { ...answer, attempts: attempt, ms: Math.round(elapsed()) };
       } catch (error) {
@@ -125,6 +131,8 @@ export async function fetchFeed(options: FeedOptions): Promise<FeedResult> {
             cause: reason,
           });
         }
+        // The pacer's own refusal (budget spent, lock stuck) is not a network failure to retry.
+        if (error instanceof CollectorError) throw error;
         if (deadline.signal.aborted) {
           throw new CollectorError(
             'E_FEED_NETWORK',
