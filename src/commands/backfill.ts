@@ -1,7 +1,7 @@
 /**
  * `polisen-collector backfill --from YYYY-MM-DD [--to YYYY-MM-DD]`: fetches past days from the API
  * (`?DateTime=YYYY-MM-DD`, and hour by hour when a day hits the API's 500-event cap) and stores what is
- * missing, through the same run as `collect` (de-duplication, layout, revisions, claims).
+ * missing, through the same run as `collect` (de-duplication, layout, revisions, the object ledger).
  *
  * Resumable: after every query the progress is saved in the state directory, so a backfill stopped by a
  * signal, a kill, a failure or the API call budget continues where it stopped when run again with the same
@@ -436,8 +436,8 @@ export interface StopSignal {
 
 /**
  * SIGINT/SIGTERM: stop at the next safe point (waiting for a slot, fetching, between queries); store
- * writes in progress finish first. A second signal quits at once, which is safe too: claims let the next
- * run reconcile whatever was being written.
+ * writes in progress finish first. A second signal quits at once, which is safe too: the next run
+ * records whatever objects were written and not yet recorded.
  */
 export function stopOnSignals(logger: Logger, relaunched = hasLongLivedRuntime()): StopSignal {
   let stoppedBy: string | undefined;

@@ -108,7 +108,8 @@ export function relaunchWithLongLivedRuntime(): Promise<number | undefined> {
 
 /**
  * In the relaunched process: when the first process is killed outright (SIGKILL, which it cannot pass on),
- * the child is killed the same way instead of running on unseen. The claims make a kill at any point safe.
+ * the child is killed the same way instead of running on unseen. A kill at any point is safe: the next run
+ * records the objects it left unrecorded (run/collect-run.ts).
  */
 export function watchParent(): void {
   const channel = process.channel;

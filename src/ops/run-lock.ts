@@ -255,7 +255,7 @@ function isStale(lock: ExistingLock, maxAgeMs: number): boolean {
   return lock.record.host === hostname() && !isProcessAlive(lock.record.pid);
 }
 
-/** Whether a process of this host exists; shared by the run lock, the local store and claim reconciliation. */
+/** Whether a process of this host exists; shared by the run lock and the local store. */
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
