@@ -8,7 +8,7 @@
 import { validateFeed } from '../../src/core/event-validation.js';
 import { emptyLedger, initialWindowFrom, parseObjectName } from '../../src/core/object-ledger.js';
 import { recordObjects, type TrackedObject } from '../../src/core/record-objects.js';
-import { assembleRunPlan } from '../../src/core/run-plan.js';
+import { assembleRunPlan, plannedEntries } from '../../src/core/run-plan.js';
 import { parseSeenState, serializeSeenState } from '../../src/core/seen-set.js';
 import type { Replay } from '../../test/support/replay-file.js';
 import type { Scenario } from './scenario.js';
@@ -55,15 +55,12 @@ function coreRun(
   const objects: TrackedObject[] = plan.objects.map((o) => ({
     name: o.name,
     parts: parseObjectName('', o.name)!,
-    entries:
-      o.kind === 'quarantine'
-        ? o.fps.map((fp) => ({ id: undefined, fp }))
-        : o.ids.map((id, i) => ({ id, fp: o.fps[i] ?? '' })),
+    entries: plannedEntries(o),
   }));
   const recorded = recordObjects(state, {
     objects,
     learnedFps: plan.learnedFps,
-    protect: plan.feedIds,
+    protect: feed.ids,
     maxSeenIds: MAX_SEEN_IDS,
     newestEventUnix: plan.newestNewUnix,
     now,

@@ -71,6 +71,8 @@ export interface QuarantinedElement {
 
 export interface ValidatedFeed {
   events: FeedEvent[];
+  /** The ids of `events`: ids still in the feed are never trimmed from seen_ids. */
+  ids: ReadonlySet<number>;
   quarantined: QuarantinedElement[];
   /** Elements repeated verbatim within one response (kept once). */
   repeatedInResponse: number;
@@ -114,5 +116,5 @@ export function validateFeed(elements: readonly unknown[]): ValidatedFeed {
     }
     quarantined.push({ index, line: JSON.stringify(element) ?? 'null', reason });
   }
-  return { events, quarantined, repeatedInResponse };
+  return { events, ids: new Set(byId.keys()), quarantined, repeatedInResponse };
 }

@@ -8,6 +8,7 @@ import { fingerprintEvent, fingerprintFeedEvent } from './fingerprint.js';
 import { hasId } from './id-ranges.js';
 import { isWritable, type Ledger, partitionOf } from './object-ledger.js';
 import { objectName, type Partition, partitionEvents, toJsonl } from './partitioning.js';
+import type { ObjectEntry } from './record-objects.js';
 import type { ObjectKind, SeenState } from './seen-set.js';
 
 export interface PlanOptions {
@@ -69,8 +70,13 @@ export interface RunPlan {
   metadataChanged: boolean;
   counts: PlanCounts;
   gap: Gap | undefined;
-  /** Ids of the response, protected from trimming when the objects are recorded. */
-  feedIds: Set<number>;
+}
+
+/** A planned object's lines as the ledger records them: event id and fingerprint (quarantine: fingerprint). */
+export function plannedEntries(object: PlannedObject): ObjectEntry[] {
+  return object.kind === 'quarantine'
+    ? object.fps.map((fp) => ({ id: undefined, fp }))
+    : object.ids.map((id, i) => ({ id, fp: object.fps[i] ?? '' }));
 }
 
 interface Quarantined {
@@ -185,7 +191,6 @@ export function assembleRunPlan(
   const toDeclare = objects
     .filter((o) => !isWritable(state.ledger, o.kind, o.datePath, now, options.writeBudgetMs, options.holder))
     .map((o) => partitionOf(o.kind, o.datePath));
-  const feedIds = new Set(feed.events.map((e) => e.id));
   const gap =
     options.detectGaps !== false && state.stored.length > 0 && feed.events.length > 0 && !sharesStoredId
       ? { fromUnix: state.newestEventUnix, toUnix: oldestUnix }
@@ -199,6 +204,5 @@ export function assembleRunPlan(
     metadataChanged: learnedFps.size > 0 || state.format !== 'v3',
     counts,
     gap,
-    feedIds,
   };
 }

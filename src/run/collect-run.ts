@@ -40,7 +40,6 @@ import {
 } from '../core/object-ledger.js';
 import { objectName } from '../core/partitioning.js';
 import {
-  type ObjectEntry,
   type RecordInput,
   type RecordResult,
   readObjectEntries,
@@ -53,6 +52,7 @@ import {
   type Gap,
   type PlanCounts,
   type PlannedObject,
+  plannedEntries,
   type RunPlan,
 } from '../core/run-plan.js';
 import {
@@ -244,7 +244,6 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
     logger.warn({ index: q.index, reason: q.reason }, 'feed element quarantined');
   }
   const listed: Listed = { coverage: firstListing, names: new Set(firstNames.flat()) };
-  const feedIds = new Set(feed.events.map((e) => e.id));
 
   let meta = initialMeta;
   let state: LedgerState;
@@ -290,7 +289,7 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
       } else {
         const committed = await timed('declare', () =>
           commit(store, metaName, { meta, state: upgraded }, [], found, {
-            input: recordInput(feedIds, undefined, options, listedAtMs),
+            input: recordInput(feed.ids, undefined, options, listedAtMs),
             alwaysWrite: true,
             retries: 0,
             now,
@@ -330,7 +329,7 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
       foundNow.length === 0
         ? state
         : recordObjects(state, {
-            ...recordInput(feedIds, undefined, options, listedAtMs),
+            ...recordInput(feed.ids, undefined, options, listedAtMs),
             objects: foundNow,
             now: now(),
           }).state;
@@ -403,7 +402,7 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
   const foundAtStart = found.size;
   if (options.dryRun) {
     const result = recordObjects(state, {
-      ...recordInput(feedIds, plan, options, listedAtMs),
+      ...recordInput(feed.ids, plan, options, listedAtMs),
       objects: heldToRecord(state.ledger, found.values()),
       now: now(),
     });
@@ -439,7 +438,7 @@ export async function runCollect(deps: CollectDeps, options: CollectOptions): Pr
     commit(store, metaName, { meta, state }, own, found, {
       // Its declarations end with this commit, unless a write failed: that one may still land.
       input: {
-        ...recordInput(feedIds, plan, options, listedAtMs),
+        ...recordInput(feed.ids, plan, options, listedAtMs),
         ...(summary.failedObjects.length === 0 ? { releaseHolder: holder } : {}),
       },
       alwaysWrite: plan.metadataChanged || declaredPartitions > 0,
@@ -608,11 +607,14 @@ async function writeOwnObject(
 }
 
 function held(prefix: string, name: string, object: PlannedObject, etag: string): Held {
-  const entries: ObjectEntry[] =
-    object.kind === 'quarantine'
-      ? object.fps.map((fp) => ({ id: undefined, fp }))
-      : object.ids.map((id, i) => ({ id, fp: object.fps[i] ?? '' }));
-  return { name, parts: partsOf(prefix, name), entries, body: object.body, etag, own: true };
+  return {
+    name,
+    parts: partsOf(prefix, name),
+    entries: plannedEntries(object),
+    body: object.body,
+    etag,
+    own: true,
+  };
 }
 
 interface CommitContext {

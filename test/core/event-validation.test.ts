@@ -106,6 +106,7 @@ describe('validateFeed: valid events', () => {
   it('an element repeated verbatim in one response is kept once and counted', () => {
     const result = validateFeed([element(7), element(8), element(7), element(7)]);
     expect(result.events.map((e) => e.id)).toEqual([7, 8]);
+    expect([...result.ids]).toEqual([7, 8]);
     expect(result.repeatedInResponse).toBe(2);
     expect(result.quarantined).toEqual([]);
   });
@@ -116,6 +117,7 @@ describe('validateFeed: valid events', () => {
     const result = validateFeed([first, second]);
     expect(result.events).toHaveLength(1);
     expect(result.events[0]!.raw).toEqual(first);
+    expect([...result.ids]).toEqual([9]);
     expect(result.repeatedInResponse).toBe(0);
     expect(result.quarantined).toHaveLength(1);
     expect(result.quarantined[0]!.index).toBe(1);
@@ -139,7 +141,7 @@ describe('validateFeed: valid events', () => {
   });
 
   it('an empty response is empty', () => {
-    expect(validateFeed([])).toEqual({ events: [], quarantined: [], repeatedInResponse: 0 });
+    expect(validateFeed([])).toEqual({ events: [], ids: new Set(), quarantined: [], repeatedInResponse: 0 });
   });
 });
 

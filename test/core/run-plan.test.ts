@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validateFeed } from '../../src/core/event-validation.js';
+import { type ValidatedFeed, validateFeed } from '../../src/core/event-validation.js';
 import { countIds, hasId, rangesFromIds } from '../../src/core/id-ranges.js';
 import {
   emptyLedger,
@@ -9,7 +9,7 @@ import {
   withDeclared,
 } from '../../src/core/object-ledger.js';
 import { recordObjects } from '../../src/core/record-objects.js';
-import { assembleRunPlan, type PlanOptions, type RunPlan } from '../../src/core/run-plan.js';
+import { assembleRunPlan, type PlanOptions, plannedEntries, type RunPlan } from '../../src/core/run-plan.js';
 import {
   emptySeenState,
   parseSeenState,
@@ -66,27 +66,25 @@ function plan(
   elements: unknown[],
   now = NOW,
   options: Partial<PlanOptions> = {},
-): RunPlan & { next: LedgerState } {
+): RunPlan & { next: LedgerState; feed: ValidatedFeed } {
   const base = withLedger(state);
-  const p = assembleRunPlan(base, validateFeed(elements), now, { ...OPTIONS, ...options });
+  const feed = validateFeed(elements);
+  const p = assembleRunPlan(base, feed, now, { ...OPTIONS, ...options });
   const objects = p.objects.map((o) => ({
     name: o.name,
     parts: parseObjectName(options.prefix ?? '', o.name)!,
-    entries:
-      o.kind === 'quarantine'
-        ? o.fps.map((fp) => ({ id: undefined, fp }))
-        : o.ids.map((id, i) => ({ id, fp: o.fps[i]! })),
+    entries: plannedEntries(o),
   }));
   const next = recordObjects(base, {
     objects,
     learnedFps: p.learnedFps,
-    protect: p.feedIds,
+    protect: feed.ids,
     maxSeenIds: options.maxSeenIds ?? OPTIONS.maxSeenIds,
     newestEventUnix: p.newestNewUnix,
     now,
     listedAtMs: now.getTime(),
   }).state;
-  return { ...p, next };
+  return { ...p, next, feed };
 }
 
 const flatIds = (p: RunPlan, kind?: string) =>
@@ -136,7 +134,7 @@ describe('assembleRunPlan on an empty state', () => {
     // A new store: its first metadata is written even before any object is.
     expect(p.metadataChanged).toBe(true);
     expect(p.gap).toBeUndefined();
-    expect([...p.feedIds].sort((a, b) => a - b)).toEqual([101, 102, 103]);
+    expect([...p.feed.ids].sort((a, b) => a - b)).toEqual([101, 102, 103]);
   });
 
   it('with a prefix every object name starts with it', () => {
