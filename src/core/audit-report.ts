@@ -8,7 +8,7 @@
 import { CollectorError } from '../errors.js';
 import { parseEventDatetime } from './event-datetime.js';
 import { countIds, hasId, type IdRanges } from './id-ranges.js';
-import { inWindow, isRecorded, parseObjectName } from './object-ledger.js';
+import { isUnrecorded, parseObjectName } from './object-ledger.js';
 import { MetadataFormatError, parseSeenState, type SeenState } from './seen-set.js';
 
 export const DEFAULT_EXAMPLE_LIMIT = 50;
@@ -259,7 +259,7 @@ export function createAuditAccumulator(options: AuditOptions = {}): AuditAccumul
     names.forEach((name, index) => {
       const parts = parseObjectName(prefix, name);
       const unrecorded = state.ledger
-        ? parts !== undefined && inWindow(state.ledger, parts.partition) && !isRecorded(state.ledger, parts)
+        ? parts !== undefined && isUnrecorded(state.ledger, parts)
         : claimed.has(name);
       if (!unrecorded) return;
       unrecordedIndexes.add(index);

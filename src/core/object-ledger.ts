@@ -106,6 +106,11 @@ export function isRecorded(ledger: Ledger, parts: ObjectNameParts): boolean {
   return list !== undefined && binaryHas(list, parts.unix);
 }
 
+/** An object the ledger answers for and has not recorded: a run wrote it and has not committed (yet). */
+export function isUnrecorded(ledger: Ledger, parts: ObjectNameParts): boolean {
+  return inWindow(ledger, parts.partition) && !isRecorded(ledger, parts);
+}
+
 function binaryHas(sorted: readonly number[], value: number): boolean {
   let lo = 0;
   let hi = sorted.length - 1;
@@ -168,7 +173,7 @@ export function unrecordedObjects(
   const out: (ObjectNameParts & { name: string })[] = [];
   for (const name of names) {
     const parts = parseObjectName(prefix, name);
-    if (parts === undefined || !inWindow(ledger, parts.partition) || isRecorded(ledger, parts)) continue;
+    if (parts === undefined || !isUnrecorded(ledger, parts)) continue;
     out.push({ ...parts, name });
   }
   return out;
@@ -176,7 +181,7 @@ export function unrecordedObjects(
 
 /** The ledger with these objects recorded (objects outside its window are left out: nobody looks there). */
 export function withRecorded(ledger: Ledger, objects: readonly ObjectNameParts[]): Ledger {
-  const fresh = objects.filter((o) => inWindow(ledger, o.partition) && !isRecorded(ledger, o));
+  const fresh = objects.filter((o) => isUnrecorded(ledger, o));
   if (fresh.length === 0) return ledger;
   const recorded = new Map(ledger.recorded);
   for (const o of fresh) {

@@ -25,8 +25,7 @@ import {
   advanceIsDue,
   emptyLedger,
   initialWindowFrom,
-  inWindow,
-  isRecorded,
+  isUnrecorded,
   type Ledger,
   type Listing,
   listingCovers,
@@ -510,7 +509,7 @@ function recordInput(
 function heldToRecord(ledger: Ledger, held: Iterable<Held>): Held[] {
   const out: Held[] = [];
   for (const h of held) {
-    if (h.mustRecord || (inWindow(ledger, h.parts.partition) && !isRecorded(ledger, h.parts))) out.push(h);
+    if (h.mustRecord || isUnrecorded(ledger, h.parts)) out.push(h);
   }
   return out;
 }

@@ -6,6 +6,7 @@ import {
   emptyLedger,
   initialWindowFrom,
   isRecorded,
+  isUnrecorded,
   isWritable,
   type Ledger,
   LedgerFormatError,
@@ -116,6 +117,15 @@ describe('recorded and unrecorded objects', () => {
   it('names the listed objects it answers for and has not recorded', () => {
     const listed = [a, b, old, 'events/2024/03/05/notes.txt', 'metadata/last_seen.json'];
     expect(unrecordedObjects(ledger, '', listed).map((o) => o.name)).toEqual([b]);
+  });
+
+  it('an object is unrecorded when the ledger answers for its partition and does not list it', () => {
+    expect(isUnrecorded(ledger, parts(b))).toBe(true);
+    expect(isUnrecorded(ledger, parts(a))).toBe(false);
+    // Below the window: nobody answers for it, unless its partition is declared.
+    expect(isUnrecorded(ledger, parts(old))).toBe(false);
+    const declared = withDeclared(ledger, ['events/2024/02/01'], NOW.getTime(), [], 'me');
+    expect(isUnrecorded(declared, parts(old))).toBe(true);
   });
 
   it('keeps unix times sorted whatever order they come in', () => {
