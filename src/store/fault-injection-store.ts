@@ -3,7 +3,7 @@
  * operation, to prove that a run killed at any moment loses nothing and stores nothing twice.
  * Enabled only by POLISEN_TEST_KILL_AT=N[:before|:after]; never set it in production.
  */
-import type { ListOptions, ObjectStore, PutOptions, StoredObject } from './object-store.js';
+import type { DeleteOptions, ListOptions, ObjectStore, PutOptions, StoredObject } from './object-store.js';
 
 export const KILL_AT_ENV = 'POLISEN_TEST_KILL_AT';
 
@@ -33,7 +33,6 @@ export function withFaultInjection(
       step(() => store.get(name, options)),
     put: (name: string, body: Buffer, options?: PutOptions) => step(() => store.put(name, body, options)),
     list: (prefix: string, options?: ListOptions) => step(() => store.list(prefix, options)),
-    delete: (name: string, options: { ifMatch: string; signal?: AbortSignal }) =>
-      step(() => store.delete(name, options)),
+    delete: (name: string, options: DeleteOptions) => step(() => store.delete(name, options)),
   };
 }

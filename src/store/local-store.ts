@@ -9,7 +9,7 @@ import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CollectorError, PreconditionFailedError } from '../errors.js';
 import { isProcessAlive } from '../ops/run-lock.js';
-import type { ListOptions, ObjectStore, PutOptions, StoredObject } from './object-store.js';
+import type { DeleteOptions, ListOptions, ObjectStore, PutOptions, StoredObject } from './object-store.js';
 
 const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
@@ -157,7 +157,7 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async delete(name: string, options: { ifMatch: string }): Promise<boolean> {
+  async delete(name: string, options: DeleteOptions): Promise<boolean> {
     const file = this.pathOf(name);
     try {
       return await this.withLock(file, name, async () => {

@@ -34,7 +34,13 @@ export interface ObjectStore {
    * Removes the object, only if its current version has the ETag `ifMatch` (otherwise
    * PreconditionFailedError). Returns false when there was no such object.
    */
-  delete(name: string, options: { ifMatch: string; signal?: AbortSignal }): Promise<boolean>;
+  delete(name: string, options: DeleteOptions): Promise<boolean>;
+}
+
+export interface DeleteOptions {
+  /** The ETag the object must have: a delete never removes a version it did not read. */
+  ifMatch: string;
+  signal?: AbortSignal;
 }
 
 export interface ListOptions {

@@ -34,7 +34,7 @@ import { ObjectStorageClient } from 'oci-objectstorage';
 import { fetch as undiciFetch } from 'undici';
 import { CollectorError, PreconditionFailedError } from '../errors.js';
 import type { OciAuth } from '../secrets/credentials.js';
-import type { ListOptions, ObjectStore, PutOptions, StoredObject } from './object-store.js';
+import type { DeleteOptions, ListOptions, ObjectStore, PutOptions, StoredObject } from './object-store.js';
 import {
   consoleSink,
   type OciStoreLogger,
@@ -276,7 +276,7 @@ class OciStore implements ObjectStore {
     }
   }
 
-  async delete(name: string, options: { ifMatch: string; signal?: AbortSignal }): Promise<boolean> {
+  async delete(name: string, options: DeleteOptions): Promise<boolean> {
     try {
       await this.call({ name: 'delete', target: name, signal: options.signal }, () =>
         this.client.deleteObject({
