@@ -53,13 +53,16 @@ describe('pacing across processes', () => {
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(1800);
   });
 
+  /** An hourly budget of one call, and no wait between calls: the second call has no room. */
+  const ONE_CALL_AN_HOUR = {
+    POLISEN_PACING: 'on',
+    POLISEN_MIN_INTERVAL_MS: '1',
+    POLISEN_MAX_CALLS_PER_HOUR: '1',
+  };
+
   it('ends a retry the hourly budget has no room for, without calling again', async () => {
     const dir = path.join(temp.dir, 'retry-budget');
-    const env = localEnv(feed.url, dir, {
-      POLISEN_PACING: 'on',
-      POLISEN_MIN_INTERVAL_MS: '1',
-      POLISEN_MAX_CALLS_PER_HOUR: '1',
-    });
+    const env = localEnv(feed.url, dir, ONE_CALL_AN_HOUR);
     const before = feed.requests.length;
     feed.fault('status', 1, { status: 503 });
     const run = await runCli(['collect'], env);
@@ -70,11 +73,7 @@ describe('pacing across processes', () => {
 
   it('refuses a call that would break the hourly budget, without calling', async () => {
     const dir = path.join(temp.dir, 'budget');
-    const env = localEnv(feed.url, dir, {
-      POLISEN_PACING: 'on',
-      POLISEN_MIN_INTERVAL_MS: '1',
-      POLISEN_MAX_CALLS_PER_HOUR: '1',
-    });
+    const env = localEnv(feed.url, dir, ONE_CALL_AN_HOUR);
     expect((await runCli(['collect'], env)).code).toBe(0);
     const before = feed.requests.length;
     const second = await runCli(['collect'], env);
