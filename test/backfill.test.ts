@@ -30,7 +30,8 @@ import {
   unitQuery,
   validateRange,
 } from '../src/run/backfill-plan.js';
-import { CLI, type CliResult, localEnv, runCli, summaryLine, tempDir } from './support/cli.js';
+import { runChild } from './support/child-process.js';
+import { CLI, type CliResult, localEnv, PROJECT_ROOT, runCli, summaryLine, tempDir } from './support/cli.js';
 import { type FeedReply, type FeedTestServer, startFeedServer } from './support/feed-server.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -473,6 +474,24 @@ describe('backfill relaunched with the long-run settings (src/ops/long-lived-run
       stop.dispose();
       exit.mockRestore();
     }
+  });
+
+  it('relaunched, the second copy of a stop request that arrives after the backfill ended does not kill it', async () => {
+    // The real race, in a real process: the first SIGTERM stops the backfill, which ends and disposes its
+    // handlers; the copy passed on by the first process arrives while node is still exiting.
+    const script = `
+      import { stopOnSignals } from ${JSON.stringify(path.join(PROJECT_ROOT, 'dist/src/commands/backfill.js'))};
+      const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+      const stop = stopOnSignals({ info() {} }, true);
+      process.kill(process.pid, 'SIGTERM');
+      await pause(50);
+      stop.dispose();
+      process.kill(process.pid, 'SIGTERM');
+      await pause(50);
+      process.exitCode = 1;
+    `;
+    const result = await runChild(process.execPath, ['--input-type=module', '-e', script]);
+    expect({ code: result.code, signal: result.signal }, result.stderr).toEqual({ code: 1, signal: null });
   });
 
   it('a stop request that reaches both processes (terminal, systemd) stops it, progress saved', async () => {

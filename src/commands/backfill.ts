@@ -440,7 +440,7 @@ export interface StopSignal {
  * records whatever objects were written and not yet recorded.
  */
 export function stopOnSignals(logger: Logger, relaunched = hasLongLivedRuntime()): StopSignal {
-  let stoppedBy: string | undefined;
+  let stoppedBy: NodeJS.Signals | undefined;
   let abandoned = false;
   let wake: (() => void) | undefined;
   const stopped = new Promise<void>((resolve) => {
@@ -481,6 +481,16 @@ export function stopOnSignals(logger: Logger, relaunched = hasLongLivedRuntime()
     dispose() {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      // Relaunched, the second copy of the stop request honoured may still be on its way when the backfill
+      // has ended: absorbed for the rest of the window, or its default action would kill a process that is
+      // exiting cleanly (and the first process would report that death). Neither holds the process open.
+      const rest = SAME_STOP_REQUEST_MS - (performance.now() - stoppedAt);
+      if (relaunched && stoppedBy !== undefined && rest > 0) {
+        const signal = stoppedBy;
+        const absorb = (): void => {};
+        process.on(signal, absorb);
+        setTimeout(() => process.off(signal, absorb), rest).unref();
+      }
     },
   };
 }
